@@ -1,0 +1,170 @@
+"""What the three OFA spaces share: a ``SuperNet`` wrapper around an ``ofa`` network.
+
+Each space module (``mbv3``, ``resnet50``, ``proxyless``) defines its :class:`ChoiceSpace`
+subclass and a subclass of :class:`OFASuperNet` that builds its ``ofa`` network and maps
+a config to ``set_active_subnet`` arguments. Everything else (resolution handling,
+extraction, BN recalibration and statistics, checkpoints) lives here once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import Config
+from ..space import ChoiceSpace
+
+__all__ = ["OFASuperNet", "load_ofa_checkpoint"]
+
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class _Resized(nn.Module):
+    """Resizes its input to the sub-network's resolution, then runs the network.
+
+    The bundle and the extracted module share this behaviour, so feeding either any
+    image size gives the same outputs.
+    """
+
+    def __init__(self, body: nn.Module, resolution: int):
+        super().__init__()
+        self.body = body
+        self.resolution = int(resolution)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear",
+                              align_corners=False)
+        return self.body(x)
+
+
+class OFASuperNet(nn.Module):
+    """Base class: ``self.net`` is the ``ofa`` dynamic network, ``self.space`` its space."""
+
+    space: ChoiceSpace
+
+    def __init__(self, net: nn.Module, space: ChoiceSpace, kwargs: dict[str, Any]):
+        super().__init__()
+        self.net = net
+        self.space = space
+        self._kwargs = dict(kwargs)
+        self.active: Config = space.largest()
+        self.activate(self.active)
+
+    # -- subclasses ----------------------------------------------------------------------
+    def _subnet_args(self, config: Config) -> dict[str, Any]:
+        """Arguments of ``self.net.set_active_subnet`` for ``config``."""
+        raise NotImplementedError
+
+    # -- SuperNet protocol ---------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        cls = type(self)
+        return {"target": f"{cls.__module__}:{cls.__qualname__}", "kwargs": dict(self._kwargs)}
+
+    def activate(self, config: Mapping[str, Any]) -> None:
+        cfg = self.space.validate(config)
+        self.net.set_active_subnet(**self._subnet_args(cfg))
+        self.active = cfg
+
+    def resolution(self, config: Mapping[str, Any] | None = None) -> int:
+        return int((config or self.active)["r"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.resolution()
+        if x.shape[-1] != r or x.shape[-2] != r:
+            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
+        return self.net(x)
+
+    def extract(self, config: Mapping[str, Any]) -> nn.Module:
+        previous = self.active
+        self.activate(config)
+        try:
+            body = self.net.get_active_subnet(preserve_weight=True)
+        finally:
+            self.activate(previous)
+        body.eval() if not self.training else body.train()
+        return _Resized(body, self.resolution(self.space.validate(config)))
+
+    def example_input(self, config: Mapping[str, Any], batch: int = 1) -> torch.Tensor:
+        r = self.resolution(self.space.validate(config))
+        return torch.randn(batch, 3, r, r)
+
+    def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+        return [(n, m) for n, m in self.named_modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def bn_state(self) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for name, m in self._bn_modules():
+            for b in _BN_BUFFERS:
+                t = getattr(m, b, None)
+                if t is not None:
+                    out[f"{name}.{b}"] = t.detach().clone()
+        return out
+
+    def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, m in self._bn_modules():
+                for b in _BN_BUFFERS:
+                    key = f"{name}.{b}"
+                    if key in state:
+                        getattr(m, b).copy_(state[key])
+
+    @torch.no_grad()
+    def recalibrate_bn(self, config: Mapping[str, Any], batches: Iterable[torch.Tensor]) -> None:
+        """Cumulative-average BN statistics of ``config`` over ``batches`` (OFA's recipe)."""
+        self.activate(config)
+        was_training = self.training
+        bns = self._bn_modules()
+        momenta = [m.momentum for _, m in bns]
+        for _, m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        self.train()
+        seen = 0
+        for x in batches:
+            self(x)
+            seen += 1
+        for (_, m), mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+        self.train(was_training)
+        if seen == 0:
+            raise ValueError("recalibrate_bn got no batches")
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load an official OFA checkpoint (``{"state_dict": ...}``) or a plain state dict."""
+        self.net.load_state_dict(load_ofa_checkpoint(path))
+
+    def clone_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OFASuperNet:  # pragma: no cover - torch
+        new = type(self)(**self._kwargs)
+        new.load_state_dict(copy.deepcopy(self.state_dict(), memo))
+        new.activate(self.active)
+        return new
+
+
+def load_ofa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint in the format of OFA's released files (a dict whose
+    ``state_dict`` entry holds the tensors) or a plain state dict, without pickle code
+    execution (``weights_only=True``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"supernet weights file {str(p)!r} does not exist")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+        raise ValueError(f"cannot read supernet weights {str(p)!r}: {exc}") from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{str(p)!r} holds no state dict of tensors (expected OFA's "
+                         "{'state_dict': {...}} format)")
+    return obj
