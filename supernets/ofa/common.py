@@ -150,6 +150,98 @@ class OFASuperNet(nn.Module):
         new.activate(self.active)
         return new
 
+    # -- weight slices (bundles) ---------------------------------------------------------
+    @torch.no_grad()
+    def used_extents(self, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+        """Shape of the leading slice of each state tensor that ``config`` reads.
+
+        Found by running ``config`` once (eval mode, batch 1) and recording, through a
+        ``TorchFunctionMode``, every parameter or buffer that an op uses: a tensor passed
+        whole counts whole; ``t[:a, :b]`` counts ``(a, b, ...)``; any other index (a centre
+        crop ``t[..., 1:6, 1:6]``, an integer, a step) counts its dimension whole, so the
+        extent never underestimates. Tensors the sub-network never touches (blocks beyond
+        its depth, kernel-transform matrices of unused kernel sizes) are absent.
+        """
+        from torch.overrides import TorchFunctionMode
+
+        tensors = {id(t): (n, t) for n, t in self.state_dict(keep_vars=True).items()}
+        used: dict[str, list[int]] = {}
+        meta = {"size", "dim", "numel", "stride", "is_contiguous", "data_ptr", "__get__",
+                "element_size", "type", "__len__"}
+
+        def mark(name: str, shape: tuple[int, ...]) -> None:
+            prev = used.get(name)
+            used[name] = list(shape) if prev is None else [max(a, b) for a, b in
+                                                           zip(prev, shape, strict=True)]
+
+        def extent(t: torch.Tensor, index: Any) -> tuple[int, ...]:
+            idx = index if isinstance(index, tuple) else (index,)
+            full = tuple(t.shape)
+            if any(i is Ellipsis or i is None for i in idx) or len(idx) > t.dim():
+                return full
+            out = list(full)
+            for d, i in enumerate(idx):
+                if (isinstance(i, slice) and i.step in (None, 1) and i.start in (None, 0)
+                        and isinstance(i.stop, (int, type(None)))):
+                    out[d] = full[d] if i.stop is None else min(max(int(i.stop), 0), full[d])
+            return tuple(out)
+
+        class _Recorder(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                kwargs = kwargs or {}
+                name = getattr(func, "__name__", "")
+                if name == "__getitem__" and id(args[0]) in tensors:
+                    n, t = tensors[id(args[0])]
+                    mark(n, extent(t, args[1]))
+                elif name not in meta:
+                    for a in (*args, *kwargs.values()):
+                        for x in (a if isinstance(a, (list, tuple)) else (a,)):
+                            if isinstance(x, torch.Tensor) and id(x) in tensors:
+                                n, t = tensors[id(x)]
+                                mark(n, tuple(t.shape))
+                return func(*args, **kwargs)
+
+        previous, was_training = self.active, self.training
+        self.activate(config)
+        self.eval()
+        try:
+            x = self.example_input(config, batch=1)
+            with _Recorder():
+                self(x)
+        finally:
+            self.activate(previous)
+            self.train(was_training)
+        return {n: tuple(s) for n, s in used.items()}
+
+    def used_weight_slices(self, configs: Iterable[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        """Copies of the leading slices of every state tensor that any of ``configs``
+        reads (the union of :meth:`used_extents`); untouched tensors are left out.
+        :meth:`load_weight_slices` puts them back into a freshly built super-net."""
+        union: dict[str, tuple[int, ...]] = {}
+        for cfg in configs:
+            for n, s in self.used_extents(cfg).items():
+                union[n] = s if n not in union else tuple(
+                    max(a, b) for a, b in zip(union[n], s, strict=True))
+        state = self.state_dict()
+        return {n: state[n][tuple(slice(0, k) for k in s)].detach().clone()
+                for n, s in union.items()}
+
+    def load_weight_slices(self, slices: Mapping[str, torch.Tensor]) -> None:
+        """Copy each tensor of ``slices`` into the leading slice of the same-named state
+        tensor. Raises ``ValueError`` naming a key that does not exist or a slice larger
+        than its tensor, before anything is copied."""
+        state = self.state_dict()
+        for n, t in slices.items():
+            if n not in state:
+                raise ValueError(f"weight slice {n!r} names no tensor of {type(self).__name__}")
+            full = tuple(state[n].shape)
+            if t.dim() != len(full) or any(a > b for a, b in zip(t.shape, full, strict=True)):
+                raise ValueError(f"weight slice {n!r} has shape {tuple(t.shape)}, which does "
+                                 f"not fit the tensor's shape {full}")
+        with torch.no_grad():
+            for n, t in slices.items():
+                state[n][tuple(slice(0, k) for k in t.shape)].copy_(t)
+
 
 def load_ofa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint in the format of OFA's released files (a dict whose

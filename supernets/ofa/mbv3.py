@@ -56,6 +56,14 @@ class OFAMobileNetV3Net(OFASuperNet):
                  ks: Sequence[int] = (3, 5, 7), expand: Sequence[int] = (3, 4, 6),
                  depth: Sequence[int] = (2, 3, 4), resolutions: Sequence[int] = (224,),
                  dropout: float = 0.0, space: dict[str, Any] | None = None):
+        _check_choices("ks", ks, {3, 5, 7})
+        _check_choices("expand", expand, {3, 4, 6})
+        _check_choices("depth", depth, {1, 2, 3, 4})
+        _check_resolutions(resolutions)
+        if not 0 < width_mult <= 2:
+            raise ValueError(f"width_mult={width_mult} must be in (0, 2]")
+        if n_classes < 2:
+            raise ValueError(f"n_classes={n_classes} must be >= 2")
         kwargs = dict(n_classes=n_classes, width_mult=width_mult, ks=list(ks),
                       expand=list(expand), depth=list(depth), resolutions=list(resolutions),
                       dropout=dropout, space=space)
@@ -68,3 +76,17 @@ class OFAMobileNetV3Net(OFASuperNet):
 
     def _subnet_args(self, config: Config) -> dict[str, Any]:
         return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
+
+
+def _check_choices(name: str, values: Sequence[int], allowed: set[int]) -> None:
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise ValueError(f"OFA-MobileNetV3 {name}={list(values)}: values {bad or '(none)'} are not "
+                         f"allowed; choose a non-empty subset of {sorted(allowed)}")
+
+
+def _check_resolutions(resolutions: Sequence[int]) -> None:
+    bad = [r for r in resolutions if not isinstance(r, int) or r < 16 or r % 4]
+    if not resolutions or bad:
+        raise ValueError(f"resolutions={list(resolutions)}: {bad or '(none)'} not allowed; use "
+                         "multiples of 4 that are >= 16")

@@ -1,0 +1,46 @@
+# switchnas developer entry points. `make demo` and `make test` set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.switchnas-installed
+
+# PyTorch is pinned here, per machine kind, never resolved by pip on its own (an
+# unpinned torch pulls a multi-GB build). pyproject.toml only declares compatible ranges.
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),aarch64)
+TORCH_PINS ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+.PHONY: setup demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on its embedded default (OFA-MobileNetV3 on scikit-learn's digits, cpu plugin).
+demo: setup
+	$(VENV)/bin/switchnas run
+
+## The whole test suite (what CI runs).
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy supernets plugins predictors search runtime pipeline
+
+bench: setup
+	$(PY) benchmarks/predictors.py
+	$(PY) benchmarks/runtime.py
+
+clean:
+	rm -rf runs outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""What every stage needs: the resolved config, the run directory, and lazily built
+super-network, data, task and hardware plugin."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from switchnas.supernets.base import SuperNet, Task, check_protocol
+
+from .artifacts import Artifacts
+
+__all__ = ["Context", "ConfigError", "import_object"]
+
+log = logging.getLogger("switchnas")
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration mistake (bad name, out-of-range value ...)."""
+
+
+def import_object(target: str) -> Any:
+    """``"pkg.module:Name"`` or ``"pkg.module.Name"`` to the object."""
+    mod, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
+            raise ConfigError(f"{what}: {cause}") from cause
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+class Context:
+    """Shared state of one run. ``cfg`` is the composed Hydra config with the supernet's
+    preset (``supernet.presets.<preset_name>``) merged in."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        preset = str(cfg.get("preset_name", "default"))
+        sn = cfg.supernet
+        if "presets" in sn and preset in sn.presets:
+            merged = OmegaConf.merge(sn, sn.presets[preset])
+            cfg = OmegaConf.merge(cfg, {"supernet": merged})
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.artifacts = Artifacts(self.run_dir)
+        self.progress = bool(cfg.get("progress", True))
+
+    def section(self, *keys: str) -> dict[str, Any]:
+        """Resolved plain-dict copy of config sections (for stage keys)."""
+        out: dict[str, Any] = {}
+        for k in keys:
+            node = OmegaConf.select(self.cfg, k)
+            out[k] = OmegaConf.to_container(node, resolve=True) if isinstance(
+                node, DictConfig) else node
+        return out
+
+    @functools.cached_property
+    def data(self) -> Any:
+        return _instantiate(self.cfg.data, "data")
+
+    def new_supernet(self) -> SuperNet:
+        net = _instantiate(self.cfg.supernet.net, f"supernet {self.cfg.supernet.name}")
+        check_protocol(net, SuperNet, "supernet")
+        return net
+
+    @functools.cached_property
+    def task(self) -> Task:
+        task = _instantiate(self.cfg.supernet.task, f"supernet {self.cfg.supernet.name} task")
+        check_protocol(task, Task, "task")
+        return task
+
+    @functools.cached_property
+    def plugin(self) -> Any:
+        from switchnas.plugins.registry import validate_plugin
+
+        return validate_plugin(_instantiate(self.cfg.hardware, "hardware"))
+
+    def rng(self, salt: int) -> np.random.Generator:
+        return np.random.default_rng([int(self.cfg.seed), salt])
+
+    @functools.cached_property
+    def supernet(self) -> SuperNet:
+        """The super-network with the ``train`` stage's weights."""
+        from safetensors.torch import load_file
+
+        from .stages import train
+
+        art = train.run(self)
+        net = self.new_supernet()
+        net.load_state_dict(load_file(str(art / "supernet.safetensors")))  # type: ignore[attr-defined]
+        net.eval()  # type: ignore[attr-defined]
+        return net

@@ -1,0 +1,63 @@
+"""Stage ``demo``: load the bundle with ``switchnas.runtime.load`` and replay a load
+trace through its selector, printing the switches; then the family table.
+
+The trace multiplies each measured inference time by a load factor (a co-running
+process slowing the device down), which is what the selector observes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..context import ConfigError, Context
+from . import export
+
+__all__ = ["run"]
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    art = export.run(ctx)
+    from switchnas.runtime import load  # the device-side API: torch, numpy, safetensors
+
+    bundle = load(art.path)
+    members = sorted(bundle.members, key=lambda m: m.latency_ms)
+    dcfg = ctx.cfg.runtime_demo
+    target = dcfg.target_ms
+    if target is None:
+        target = float(np.median([m.latency_ms for m in members]))
+    if float(target) <= 0:
+        raise ConfigError(f"runtime_demo.target_ms={target}: must be > 0")
+    load_trace = list(dcfg.load)
+    requests = int(dcfg.requests)
+    selector = bundle.selector(target_ms=float(target))
+    current = members[-1].id
+    bundle.activate(current)
+    switches = []
+    lines = []
+    with torch.inference_mode():
+        for i in range(requests):
+            factor = float(load_trace[min(i * len(load_trace) // max(requests, 1),
+                                          len(load_trace) - 1)])
+            cfg = next(m.config for m in members if m.id == current)
+            x = ctx.supernet.example_input(cfg, 1)
+            t0 = time.perf_counter()
+            bundle(x)
+            observed = (time.perf_counter() - t0) * 1e3 * factor
+            nxt = selector.step(observed)
+            if nxt != current:
+                t1 = time.perf_counter()
+                bundle.activate(nxt)
+                sw_ms = (time.perf_counter() - t1) * 1e3
+                switches.append({"request": i, "from": current, "to": nxt, "load": factor,
+                                 "observed_ms": observed, "switch_ms": sw_ms})
+                lines.append(f"  request {i:3d}: load x{factor:.1f}, observed {observed:7.2f} ms,"
+                             f" switch {current} -> {nxt} ({sw_ms:.2f} ms)")
+                current = nxt
+    print(f"\nruntime demo: target {float(target):.2f} ms, {requests} requests, "
+          f"{len(switches)} switches")
+    print("\n".join(lines) if lines else "  (no switch needed)")
+    return {"target_ms": float(target), "switches": switches}

@@ -1,0 +1,39 @@
+"""Stage ``family``: K members spread over the measured Pareto front's latency range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from switchnas.search.family import pick_family
+
+from ..artifacts import Artifact
+from ..context import Context
+from . import validate
+from ._util import memo, read_json, write_json
+
+__all__ = ["run"]
+
+
+def run(ctx: Context) -> Artifact:
+    return memo(ctx, "family", lambda: _run(ctx))
+
+
+def _run(ctx: Context) -> Artifact:
+    va = validate.run(ctx)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        measured = read_json(va / "measured.json")
+        rows = measured["rows"]
+        idx = pick_family(np.asarray([r["latency_ms"] for r in rows]),
+                          np.asarray([r["accuracy"] for r in rows]), int(ctx.cfg.family.k))
+        members = [{"id": f"m{j}", "validated_index": int(i), **rows[i]}
+                   for j, i in enumerate(idx)]
+        write_json(tmp / "family.json", {"metric": measured["metric"],
+                                         "hardware": measured["hardware"], "members": members})
+        return {"k": len(members)}
+
+    return ctx.artifacts.produce("family", config=ctx.section("family"),
+                                 inputs={"validate": va.digest}, build=build)

@@ -1,0 +1,1 @@
+"""HAT SuperTransformers (machine translation) in plain PyTorch."""

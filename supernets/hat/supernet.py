@@ -1,0 +1,183 @@
+"""HAT's SuperTransformer as a switchnas ``SuperNet``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..base import Config
+from .space import HATSpace
+from .transformer import UNK, Transformer
+
+__all__ = ["SubTransformer", "SuperTransformer"]
+
+_N_SPECIAL = UNK + 1
+
+
+class SubTransformer(Transformer):
+    """A standalone Transformer at one config's exact sizes (what :meth:`extract` returns)."""
+
+    def __init__(self, config: Mapping[str, Any], **kwargs: Any):
+        cfg = dict(config)
+        ne, nd = int(cfg["encoder_layer_num"]), int(cfg["decoder_layer_num"])
+        super().__init__(encoder_embed_dim=int(cfg["encoder_embed_dim"]),
+                         decoder_embed_dim=int(cfg["decoder_embed_dim"]),
+                         encoder_ffn=[int(f) for f in cfg["encoder_ffn_embed_dim"][:ne]],
+                         decoder_ffn=[int(f) for f in cfg["decoder_ffn_embed_dim"][:nd]],
+                         **kwargs)
+        self.config = cfg
+        self.set_arch(cfg)
+
+
+class SuperTransformer(Transformer):
+    """HAT's SuperTransformer: sub-networks use leading slices of every shared weight.
+
+    Args:
+        src_vocab: source vocabulary size (special ids 0-3 are pad, bos, eos, unk).
+        tgt_vocab: target vocabulary size.
+        space: HAT space name ("space0" WMT, "space1" IWSLT) or a space dict
+            (``HATSpace.to_dict()``, e.g. a reduced space); a dict must lie inside the
+            named space ``base_space``.
+        base_space: the named space whose maximal sizes the weights are built for, when
+            ``space`` is a dict.
+        width_divisor: divides every width choice (a cheaper copy of the space's shape).
+        qkv_dim: q/k/v projection width (HAT: 512); default ``512 // width_divisor``.
+        vocab_hash: fingerprint of the vocabularies the weights were trained with
+            (set by training; data with another vocabulary is refused).
+    """
+
+    space: HATSpace
+
+    def __init__(self, *, src_vocab: int, tgt_vocab: int, space: str | Mapping[str, Any] = "space0",
+                 base_space: str = "space0", width_divisor: int = 1, qkv_dim: int | None = None,
+                 encoder_layers: int = 6, decoder_layers: int = 6, dropout: float = 0.1,
+                 attention_dropout: float = 0.0, normalize_before: bool = False,
+                 share_all_embeddings: bool = False, max_positions: int = 256,
+                 vocab_hash: str | None = None):
+        for name, v in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
+            if int(v) <= _N_SPECIAL:
+                raise ValueError(f"{name}={v!r} must exceed the {_N_SPECIAL} special tokens")
+        base_name = space if isinstance(space, str) else base_space
+        full = HATSpace.build(base_name, width_divisor=width_divisor, encoder_layers=encoder_layers,
+                              decoder_layers=tuple(range(1, decoder_layers + 1)))
+        sp = full if isinstance(space, str) else _subspace(full, space)
+        qkv = int(qkv_dim) if qkv_dim is not None else 512 // width_divisor
+        dims = full.dimensions
+        self._kwargs: dict[str, Any] = dict(
+            src_vocab=int(src_vocab), tgt_vocab=int(tgt_vocab),
+            space=space if isinstance(space, str) else dict(space), base_space=base_name,
+            width_divisor=int(width_divisor), qkv_dim=qkv, encoder_layers=int(encoder_layers),
+            decoder_layers=int(decoder_layers), dropout=float(dropout),
+            attention_dropout=float(attention_dropout), normalize_before=bool(normalize_before),
+            share_all_embeddings=bool(share_all_embeddings), max_positions=int(max_positions),
+            vocab_hash=vocab_hash)
+        self._core = dict(
+            src_vocab=int(src_vocab), tgt_vocab=int(tgt_vocab), qkv_dim=qkv,
+            heads=max(dims["encoder_self_attention_heads"][0]), dropout=float(dropout),
+            attention_dropout=float(attention_dropout), normalize_before=bool(normalize_before),
+            share_all_embeddings=bool(share_all_embeddings), max_positions=int(max_positions))
+        super().__init__(
+            encoder_embed_dim=max(dims["encoder_embed_dim"][0]),
+            decoder_embed_dim=max(dims["decoder_embed_dim"][0]),
+            encoder_ffn=[max(c) for c in dims["encoder_ffn_embed_dim"]],
+            decoder_ffn=[max(c) for c in dims["decoder_ffn_embed_dim"]], **self._core)
+        self.space = sp
+        self.vocab_hash = vocab_hash
+        self.active: Config = sp.largest()
+        self.activate(self.active)
+
+    # -- SuperNet protocol ------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        cls = type(self)
+        kwargs = dict(self._kwargs, vocab_hash=self.vocab_hash)
+        return {"target": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
+
+    def activate(self, config: Mapping[str, Any]) -> None:
+        cfg = self.space.validate(config)
+        self.set_arch(cfg)
+        self.active = cfg
+
+    def extract(self, config: Mapping[str, Any]) -> SubTransformer:
+        cfg = self.space.validate(config)
+        sub = SubTransformer(cfg, reference_dims=(self.ref_enc, self.ref_dec), **self._core)
+        own = dict(self.named_parameters(remove_duplicate=False))
+        with torch.no_grad():
+            for name, p in sub.named_parameters(remove_duplicate=False):
+                src = own[name]
+                p.copy_(src[tuple(slice(0, n) for n in p.shape)])
+        sub.train(self.training)
+        return sub
+
+    def example_input(self, config: Mapping[str, Any] | None = None, batch: int = 1,
+                      *, src_len: int = 30, tgt_len: int = 30,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(src_tokens, prev_output_tokens)`` of random non-special ids (teacher forcing)."""
+        if config is not None:
+            self.space.validate(config)
+        src = torch.randint(_N_SPECIAL, self.src_vocab, (batch, src_len), generator=generator)
+        prev = torch.randint(_N_SPECIAL, self.tgt_vocab, (batch, tgt_len), generator=generator)
+        return src, prev
+
+    def latency_workload(self, config: Mapping[str, Any], batch: int = 1, *, src_len: int = 30,
+                         steps: int = 30, beam: int = 5) -> tuple[nn.Module, tuple[torch.Tensor]]:
+        """HAT's latency protocol as one module call: encoder on a fixed ``src_len``-token
+        source, then ``steps`` incremental decoder steps over ``batch * beam`` rows."""
+        from .latency import HATWorkload, hat_source
+
+        sub = self.extract(config).eval()
+        return HATWorkload(sub, steps=steps, beam=beam), (hat_source(batch, src_len),)
+
+    def recalibrate_bn(self, config: Mapping[str, Any], batches: Iterable[Any]) -> None:
+        """No batch norm in a Transformer: only activates ``config``."""
+        self.activate(config)
+
+    def bn_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        return None
+
+    # -- vocabularies -----------------------------------------------------------------------
+    def bind_vocab(self, data: Any) -> None:
+        """Check ``data``'s vocabularies against the weights, and record them if none yet.
+
+        Raises:
+            ValueError: the sizes differ from the embedding tables, or the weights were
+                trained with other vocabularies (different fingerprint).
+        """
+        ds, dt = int(data.src_vocab), int(data.tgt_vocab)
+        if (ds, dt) != (self.src_vocab, self.tgt_vocab):
+            raise ValueError(f"vocabulary mismatch: data has src_vocab={ds}, tgt_vocab={dt}; the "
+                             f"SuperTransformer has src_vocab={self.src_vocab}, "
+                             f"tgt_vocab={self.tgt_vocab}")
+        h = str(data.vocab_hash())
+        if self.vocab_hash is not None and self.vocab_hash != h:
+            raise ValueError(f"vocabulary mismatch: the weights were trained with vocabularies "
+                             f"{self.vocab_hash}, the data has {h}")
+        self.vocab_hash = h
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SuperTransformer:
+        new = type(self)(**dict(self._kwargs, vocab_hash=self.vocab_hash))
+        new.load_state_dict(copy.deepcopy(self.state_dict(), memo))
+        new.activate(self.active)
+        new.train(self.training)
+        return new
+
+
+def _subspace(full: HATSpace, data: Mapping[str, Any]) -> HATSpace:
+    """A space from its dict, checked to lie inside ``full`` (the weights' space)."""
+    sp = HATSpace.from_dict(data)
+    assert isinstance(sp, HATSpace)
+    if sp.dimensions.keys() != full.dimensions.keys():
+        raise ValueError(f"space dict dimensions {sorted(sp.dimensions)} differ from "
+                         f"{full.name}'s {sorted(full.dimensions)}")
+    for n, per_pos in sp.dimensions.items():
+        big = full.dimensions[n]
+        if len(per_pos) != len(big) or any(not set(a) <= set(b) for a, b in zip(per_pos, big, strict=True)):
+            raise ValueError(f"space dict dimension {n!r} {[list(c) for c in per_pos]} is not "
+                             f"inside {full.name}'s {[list(c) for c in big]}")
+    return sp
