@@ -53,7 +53,7 @@ class Context:
         sn = cfg.supernet
         if "presets" in sn and preset in sn.presets:
             merged = OmegaConf.merge(sn, sn.presets[preset])
-            cfg = OmegaConf.merge(cfg, {"supernet": merged})
+            cfg = OmegaConf.merge(cfg, {"supernet": merged})  # type: ignore[assignment]
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.artifacts = Artifacts(self.run_dir)

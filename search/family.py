@@ -23,5 +23,5 @@ def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int) -> np.ndar
     chosen: list[int] = []
     for t in targets:
         free = [i for i in front if i not in chosen]
-        chosen.append(min(free, key=lambda i: abs(lat[i] - t)))
+        chosen.append(int(min(free, key=lambda i: abs(lat[i] - t))))
     return np.asarray(sorted(chosen, key=lambda i: lat[i]), dtype=int)

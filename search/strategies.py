@@ -220,10 +220,13 @@ class OptunaSearch(_Base):
         def constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
             return [float(trial.user_attrs.get("violation", 0.0))]
 
+        # Optuna >= 5 takes constraints through Trial.set_constraint; older ones need a func.
+        modern = hasattr(optuna.trial.Trial, "set_constraint")
+        ckw: dict[str, Any] = {} if modern else {"constraints_func": constraints}
         samplers = {
             "nsga2": lambda: optuna.samplers.NSGAIISampler(
-                population_size=self.population, seed=seed, constraints_func=constraints),
-            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constraints_func=constraints),
+                population_size=self.population, seed=seed, **ckw),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **ckw),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         }
         study = optuna.create_study(directions=["minimize", "maximize"],
@@ -240,6 +243,8 @@ class OptunaSearch(_Base):
             viol = self.violation(np.asarray(lat), np.asarray(acc))
             for t, la, ac, v in zip(trials, lat, acc, viol, strict=True):
                 t.set_user_attr("violation", float(v))
+                if modern:
+                    t.set_constraint("violation", float(v))
                 study.tell(t, [float(la), float(ac)])
             configs += batch
             lats += list(lat)

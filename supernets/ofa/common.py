@@ -49,6 +49,8 @@ class OFASuperNet(nn.Module):
 
     space: ChoiceSpace
 
+    net: Any  # the ofa package's (untyped) dynamic network
+
     def __init__(self, net: nn.Module, space: ChoiceSpace, kwargs: dict[str, Any]):
         super().__init__()
         self.net = net

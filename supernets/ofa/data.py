@@ -129,7 +129,7 @@ class ImageFolderData(TensorImageData):
         std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
         xs = []
         for p, _ in items:
-            img = Image.open(p).convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+            img = Image.open(p).convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
             t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
             xs.append((t - mean) / std)
         x = torch.stack(xs)

@@ -1,0 +1,185 @@
+"""``cuda``: latency on an NVIDIA GPU with CUDA events; energy from NVML where reported.
+
+Energy needs ``pynvml`` (the ``nvidia-ml-py`` package) and a driver that implements
+``nvmlDeviceGetTotalEnergyConsumption`` (Volta and newer); otherwise ``energy_mj`` is
+``None`` and ``meta["energy_unavailable"]`` says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from .base import Measurement
+from .measure import (
+    MeasurementError,
+    TimingPolicy,
+    call_module,
+    input_shapes,
+    measure_samples,
+    with_batch_size,
+)
+
+__all__ = ["CUDAPlugin"]
+
+
+def _require_cuda(index: int) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("cuda hardware plugin: no CUDA device (torch.cuda.is_available() "
+                           f"is False; torch {torch.__version__}, built for CUDA "
+                           f"{torch.version.cuda})")
+    n = torch.cuda.device_count()
+    if not 0 <= index < n:
+        raise ValueError(f"cuda hardware plugin: device={index} does not exist; "
+                         f"choose from {list(range(n))}")
+
+
+class _Energy:
+    """NVML total-energy counter of one GPU (mJ), or the reason it is unavailable."""
+
+    def __init__(self, index: int):
+        self.handle: Any = None
+        self.reason: str | None = None
+        try:
+            import pynvml
+        except ImportError:
+            self.reason = "pynvml is not installed (pip install nvidia-ml-py)"
+            return
+        try:
+            import torch
+
+            pynvml.nvmlInit()
+            uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+            try:
+                self.handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+            except Exception:  # noqa: BLE001 - uuid formats differ; fall back to the index
+                self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+        except Exception as exc:  # noqa: BLE001 - any NVML failure means no energy
+            self.handle = None
+            self.reason = f"NVML energy counter unavailable: {type(exc).__name__}: {exc}"
+        self._nvml = pynvml
+
+    def read_mj(self) -> float:
+        return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+
+class CUDAPlugin:
+    """Latency of ``module(example_input)`` on one CUDA device, timed with CUDA events.
+
+    The module is copied to the device (the caller's module is left where it is), put in
+    eval mode and run under ``torch.inference_mode()``. With ``energy=True`` a separate
+    phase runs the module back to back for ``energy_seconds`` and divides the NVML energy
+    counter's increase by the number of runs (energy per inference under sustained load).
+
+    Args:
+        device: CUDA device index.
+        batch_size: batch size of the measured input.
+        energy: read energy from NVML where available.
+        energy_seconds: length of the energy phase.
+        warmup, min_repeats, max_repeats, max_seconds, tol, window, outlier_mad,
+        sample_timeout_s, max_timeouts: the timing policy, see
+            :class:`switchnas.plugins.measure.TimingPolicy`.
+
+    Raises:
+        RuntimeError: at construction, when there is no CUDA device.
+    """
+
+    name = "cuda"
+
+    def __init__(self, *, device: int = 0, batch_size: int = 1, energy: bool = True,
+                 energy_seconds: float = 0.5, warmup: int = 10, min_repeats: int = 10,
+                 max_repeats: int = 100, max_seconds: float = 2.0, tol: float = 0.01,
+                 window: int = 10, outlier_mad: float = 5.0, sample_timeout_s: float = 10.0,
+                 max_timeouts: int = 2):
+        if batch_size < 1 or energy_seconds < 0:
+            raise ValueError(f"cuda plugin needs batch_size >= 1 and energy_seconds >= 0, got "
+                             f"batch_size={batch_size}, energy_seconds={energy_seconds}")
+        _require_cuda(device)
+        self.device = device
+        self.batch_size = batch_size
+        self.energy = energy
+        self.energy_seconds = energy_seconds
+        self.policy = TimingPolicy(
+            warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats,
+            max_seconds=max_seconds, tol=tol, window=window, outlier_mad=outlier_mad,
+            sample_timeout_s=sample_timeout_s, max_timeouts=max_timeouts)
+        self._energy: _Energy | None = None
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        props = torch.cuda.get_device_properties(self.device)
+        return {
+            "plugin": self.name,
+            "device": props.name,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "batch_size": self.batch_size,
+            "torch": torch.__version__.split("+")[0],
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+
+    def measure(self, module: Any, example_input: Any) -> Measurement:
+        import torch
+
+        _require_cuda(self.device)
+        dev = torch.device("cuda", self.device)
+        x = with_batch_size(example_input, self.batch_size)
+        try:
+            model = copy.deepcopy(module)
+            if isinstance(model, torch.nn.Module):
+                model = model.to(dev).eval()
+            xs = tuple(t.to(dev) for t in x) if isinstance(x, tuple) else x.to(dev)
+        except Exception as exc:
+            raise MeasurementError(f"hardware plugin {self.name}: cannot move the module or "
+                                   f"its input to {dev}: {exc}") from exc
+
+        def init() -> None:
+            torch.cuda.set_device(dev)
+
+        def sample() -> float:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            with torch.inference_mode():
+                start.record()
+                call_module(model, xs)
+                end.record()
+            end.synchronize()
+            return float(start.elapsed_time(end))
+
+        m = measure_samples(sample, self.policy, name=self.name, worker_init=init)
+        m.meta["input_shapes"] = input_shapes(x)
+        if not self.energy:
+            return m
+        energy, info = self._measure_energy(model, xs, dev)
+        m.meta.update(info)
+        return Measurement(samples_ms=m.samples_ms, energy_mj=energy, meta=m.meta)
+
+    def _measure_energy(self, model: Any, xs: Any, dev: Any) -> tuple[float | None, dict]:
+        import torch
+
+        if self._energy is None:
+            self._energy = _Energy(self.device)
+        meter = self._energy
+        if meter.handle is None:
+            return None, {"energy_unavailable": meter.reason}
+        runs = 0
+        with torch.cuda.device(dev), torch.inference_mode():
+            torch.cuda.synchronize()
+            e0, t0 = meter.read_mj(), time.perf_counter()
+            while runs == 0 or time.perf_counter() - t0 < self.energy_seconds:
+                call_module(model, xs)
+                runs += 1
+                if runs % 10 == 0:
+                    torch.cuda.synchronize()
+            torch.cuda.synchronize()
+            e1, t1 = meter.read_mj(), time.perf_counter()
+        if e1 <= e0:
+            return None, {"energy_unavailable": "NVML energy counter did not advance in "
+                          f"{t1 - t0:.3f} s (raise energy_seconds)", "energy_runs": runs}
+        return (e1 - e0) / runs, {"energy_runs": runs, "energy_s": round(t1 - t0, 4),
+                                  "avg_power_w": round((e1 - e0) / 1e3 / (t1 - t0), 3)}

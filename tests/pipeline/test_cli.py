@@ -1,0 +1,144 @@
+"""The ``switchnas`` command end to end: the tiny run, reuse, single stages, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+CLI = [sys.executable, "-m", "switchnas.pipeline.cli"]
+
+
+def switchnas(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args, "progress=false"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    run_dir = tmp_path_factory.mktemp("tiny")
+    proc = switchnas("run", "preset=tiny", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc.stdout
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_bundle_and_reports(tiny_run: tuple[Path, str]) -> None:
+    run_dir, out = tiny_run
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    assert len(manifest["members"]) >= 2
+    for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
+        assert (run_dir / stage / "stage.json").is_file(), stage
+    assert (run_dir / "validate" / "pareto.png").stat().st_size > 1000
+    assert (run_dir / "validate" / "study.db").is_file()
+    assert "family (ofa_mbv3 on cpu" in out and f"bundle: {run_dir / 'bundle'}" in out
+    assert "held-out MAPE" in out and "runtime demo" in out
+    report = json.loads((run_dir / "fit" / "report.json").read_text())
+    assert {"mape", "rmse", "kendall"} <= set(report["latency"]["holdout"])
+
+
+@pytest.mark.slow
+def test_bundle_member_equals_extracted_subnetwork(tiny_run: tuple[Path, str]) -> None:
+    from safetensors.torch import load_file
+
+    from switchnas.runtime import load
+    from switchnas.supernets.ofa.mbv3 import OFAMobileNetV3Net
+
+    run_dir, _ = tiny_run
+    bundle = load(run_dir / "bundle")
+    family = json.loads((run_dir / "family" / "family.json").read_text())["members"]
+    bn_all = load_file(str(run_dir / "validate" / "bn_states.safetensors"))
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    ref = OFAMobileNetV3Net(**manifest["supernet"]["kwargs"])
+    ref.load_state_dict(load_file(str(run_dir / "train" / "supernet.safetensors")))
+    ref.eval()
+    for m in family:
+        prefix = f"{m['validated_index']}/"
+        ref.load_bn_state({k[len(prefix):]: v for k, v in bn_all.items() if k.startswith(prefix)})
+        sub = ref.extract(m["config"]).eval()
+        x = ref.example_input(m["config"], 3)
+        bundle.activate(m["id"])
+        with torch.no_grad():
+            assert torch.allclose(bundle(x), sub(x), atol=1e-5), m["id"]
+        member = next(b for b in bundle.members if b.id == m["id"])
+        assert member.config == m["config"]
+        assert np.isclose(member.accuracy, m["accuracy"])
+
+
+@pytest.mark.slow
+def test_rerun_reuses_every_stage_and_stages_run_alone(tiny_run: tuple[Path, str]) -> None:
+    run_dir, _ = tiny_run
+    proc = switchnas("family", "preset=tiny", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (run_dir / "cli.log").read_text() if (run_dir / "cli.log").exists() else proc.stderr
+    for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
+        assert f"stage {stage}: inputs unchanged" in proc.stderr + log, stage
+
+
+@pytest.mark.slow
+def test_infeasible_constraint_fails_cleanly(tiny_run: tuple[Path, str]) -> None:
+    run_dir, _ = tiny_run
+    before = (run_dir / "search" / "stage.json").read_text()
+    proc = switchnas("search", "preset=tiny", f"hydra.run.dir={run_dir}",
+                     "search.max_latency_ms=0.0001")
+    assert proc.returncode == 2
+    assert "search.max_latency_ms=0.0001 is infeasible" in proc.stderr
+    assert (run_dir / "search" / "stage.json").read_text() == before
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("supernet=nope", "supernet/nope"),
+    ("hardware=nope", "hardware/nope"),
+    ("search=nope", "search/nope"),
+    ("profile.n=2", "profile.n=2"),
+    ("supernet.net.ks=[3,9]", "choose a non-empty subset of [3, 5, 7]"),
+    ("supernet.weights=/does/not/exist.pth", "no such file"),
+])
+def test_bad_input_is_named(tmp_path: Path, override: str, message: str) -> None:
+    proc = switchnas("train" if "weights" in override or "ks" in override else "profile",
+                     override, f"hydra.run.dir={tmp_path}", timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (tmp_path / "train").exists() and not (tmp_path / "profile").exists()
+
+
+def test_unknown_command_and_help() -> None:
+    from switchnas.pipeline.cli import main
+
+    assert main(["frobnicate"]) == 2
+    assert main(["--help"]) == 0
+
+
+@pytest.mark.slow
+def test_official_checkpoint_and_imagefolder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from switchnas.supernets.ofa.mbv3 import OFAMobileNetV3Net
+
+    torch.manual_seed(0)
+    net = OFAMobileNetV3Net(n_classes=10, width_mult=0.5, resolutions=[24, 32])
+    sd = {k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
+          for k, v in net.net.state_dict().items()}
+    ckpt = tmp_path / "ofa_mbv3_tiny.pth"
+    torch.save({"state_dict": sd}, ckpt)
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        (root / c).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray((rng.random((24, 24, 3)) * 255).astype("uint8")).save(root / c / f"{i}.png")
+    run_dir = tmp_path / "run"
+    proc = switchnas("evaluate", "preset=tiny", f"hydra.run.dir={run_dir}",
+                     f"supernet.weights={ckpt}", "data=imagefolder", f"data.root={root}",
+                     "data.n_classes=10", "data.image_size=32", "evaluate.n=4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    train_summary = json.loads((run_dir / "train" / "stage.json").read_text())["summary"]
+    assert train_summary == {"loaded": str(ckpt)}
+    acc = json.loads((run_dir / "evaluate" / "accuracy.json").read_text())
+    assert len(acc["rows"]) == 4 and all(0 <= r["score"] <= 100 for r in acc["rows"])
