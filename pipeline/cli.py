@@ -31,6 +31,7 @@ commands:
   run        every stage, from training to the runtime demo
   {", ".join(STAGES)}
              one stage (and the stages it reads, reused when unchanged)
+  reduce     a reduced design space from the validated front (supernet.space_file=)
   plugins    list installed hardware plugins
   simulate   replay load traces against a bundle (switchnas simulate --help)
 
@@ -56,13 +57,25 @@ def _print_family(ctx: Any, art: Any) -> None:
 
 def _execute(cfg: DictConfig) -> None:
     from .context import ConfigError, Context
-    from .stages import demo, evaluate, export, family, fit, profile, search, train, validate
+    from .stages import (
+        demo,
+        evaluate,
+        export,
+        family,
+        fit,
+        profile,
+        reduce,
+        search,
+        train,
+        validate,
+    )
 
     stage = str(cfg.stage)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ctx = Context(cfg, run_dir)
     modules = {"train": train, "profile": profile, "evaluate": evaluate, "fit": fit,
-               "search": search, "validate": validate, "family": family, "export": export}
+               "search": search, "validate": validate, "family": family, "export": export,
+               "reduce": reduce}
     try:
         if stage in modules:
             art = modules[stage].run(ctx)

@@ -72,8 +72,22 @@ class Context:
     def data(self) -> Any:
         return _instantiate(self.cfg.data, "data")
 
+    @functools.cached_property
+    def space_override(self) -> dict[str, Any] | None:
+        """The space of ``supernet.space_file`` (a reduced design space), if given."""
+        path = self.cfg.supernet.get("space_file")
+        if not path:
+            return None
+        from switchnas.search.reduce import read_space_file
+
+        try:
+            return read_space_file(str(path))
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"supernet.space_file={path!r}: {exc}") from exc
+
     def new_supernet(self) -> SuperNet:
-        net = _instantiate(self.cfg.supernet.net, f"supernet {self.cfg.supernet.name}")
+        extra = {"space": self.space_override} if self.space_override else {}
+        net = _instantiate(self.cfg.supernet.net, f"supernet {self.cfg.supernet.name}", **extra)
         check_protocol(net, SuperNet, "supernet")
         return net
 

@@ -1,4 +1,6 @@
-"""Stage ``train``: the super-network's weights (trained here, or loaded from a file)."""
+"""Stage ``train``: the super-network's weights: trained here, loaded from a file
+(``supernet.weights``), or loaded and fine-tuned (``supernet.finetune=true``), possibly on
+a reduced design space (``supernet.space_file``)."""
 
 from __future__ import annotations
 
@@ -21,21 +23,26 @@ def run(ctx: Context) -> Artifact:
 def _run(ctx: Context) -> Artifact:
     config = ctx.section("supernet.name", "supernet.net", "supernet.task", "data", "seed")
     weights = ctx.cfg.supernet.get("weights")
+    finetune = bool(ctx.cfg.supernet.get("finetune", False))
     inputs: dict[str, str] = {}
+    if ctx.space_override:
+        config["space"] = ctx.space_override
     if weights:
         p = Path(str(weights)).expanduser()
         if not p.is_file():
             raise ConfigError(f"supernet.weights={weights!r}: no such file")
         inputs["weights"] = file_sha256(p)
-        config = ctx.section("supernet.name", "supernet.net", "seed")
+        if not finetune:
+            config = ctx.section("supernet.name", "supernet.net", "seed")
 
     def build(tmp: Path) -> dict[str, Any]:
         net = ctx.new_supernet()
+        log: dict[str, Any] = {}
         if weights:
             net.load_weights(str(weights))  # type: ignore[attr-defined]
-            log: dict[str, Any] = {"loaded": str(weights)}
-        else:
-            log = ctx.task.train(net, ctx.data, seed=int(ctx.cfg.seed))
+            log["loaded"] = str(weights)
+        if finetune or not weights:  # train from scratch, or fine-tune loaded weights
+            log.update(ctx.task.train(net, ctx.data, seed=int(ctx.cfg.seed)))
         state = {k: v.detach().contiguous().clone()
                  for k, v in net.state_dict().items()}  # type: ignore[attr-defined]
         save_file(state, str(tmp / "supernet.safetensors"))

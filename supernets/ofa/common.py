@@ -248,10 +248,15 @@ class OFASuperNet(nn.Module):
 def load_ofa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint in the format of OFA's released files (a dict whose
     ``state_dict`` entry holds the tensors) or a plain state dict, without pickle code
-    execution (``weights_only=True``)."""
+    execution (``weights_only=True``), or a switchnas ``supernet.safetensors``."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"supernet weights file {str(p)!r} does not exist")
+    if p.suffix == ".safetensors":  # a switchnas train artifact
+        from safetensors.torch import load_file
+
+        state = load_file(str(p))
+        return {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")} or state
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message

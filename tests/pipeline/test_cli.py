@@ -142,3 +142,20 @@ def test_official_checkpoint_and_imagefolder(tmp_path: Path) -> None:
     assert train_summary == {"loaded": str(ckpt)}
     acc = json.loads((run_dir / "evaluate" / "accuracy.json").read_text())
     assert len(acc["rows"]) == 4 and all(0 <= r["score"] <= 100 for r in acc["rows"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("supernet", ["ofa_resnet50", "ofa_proxyless"])
+def test_other_ofa_spaces_tiny_run(tmp_path: Path, supernet: str) -> None:
+    from switchnas.runtime import load
+
+    proc = switchnas("run", "preset=tiny", f"supernet={supernet}", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"family ({supernet} on cpu" in proc.stdout
+    bundle = load(tmp_path / "bundle")
+    member = bundle.members[0]
+    bundle.activate(member.id)
+    x = torch.randn(2, 3, member.config["r"], member.config["r"])
+    with torch.no_grad():
+        ref = bundle.extract(member.id).eval()(x)
+        assert torch.allclose(bundle(x), ref, atol=1e-5)

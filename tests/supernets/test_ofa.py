@@ -9,27 +9,39 @@ import pytest
 import torch
 
 from switchnas.supernets.base import SuperNet
-from switchnas.supernets.ofa.common import load_ofa_checkpoint
+from switchnas.supernets.ofa.common import OFASuperNet, load_ofa_checkpoint
 from switchnas.supernets.ofa.data import DigitsData, ImageFolderData
 from switchnas.supernets.ofa.mbv3 import OFAMobileNetV3Net
+from switchnas.supernets.ofa.proxyless import OFAProxylessNet
+from switchnas.supernets.ofa.resnet50 import OFAResNet50Net
 from switchnas.supernets.ofa.training import ProgressiveShrinking
 
+SPACES = {
+    "ofa_mbv3": lambda: OFAMobileNetV3Net(n_classes=10, width_mult=0.5, resolutions=[24, 32]),
+    "ofa_proxyless": lambda: OFAProxylessNet(n_classes=10, width_mult=0.5, resolutions=[24, 32]),
+    "ofa_resnet50": lambda: OFAResNet50Net(n_classes=10, width_mult_list=[0.1, 0.15, 0.2],
+                                           resolutions=[24, 32]),
+}
 
-@pytest.fixture(scope="module")
-def net() -> OFAMobileNetV3Net:
+
+@pytest.fixture(scope="module", params=sorted(SPACES))
+def net(request: pytest.FixtureRequest) -> OFASuperNet:
     torch.manual_seed(0)
-    return OFAMobileNetV3Net(n_classes=10, width_mult=0.5, resolutions=[24, 32]).eval()
+    return SPACES[request.param]().eval()
 
 
-def test_protocol(net: OFAMobileNetV3Net) -> None:
+def test_protocol(net: OFASuperNet) -> None:
     assert isinstance(net, SuperNet)
     spec = net.spec()
-    assert spec["target"] == "switchnas.supernets.ofa.mbv3:OFAMobileNetV3Net"
+    module, _, cls = spec["target"].partition(":")
+    assert getattr(__import__(module, fromlist=[cls]), cls) is type(net)
     assert spec["kwargs"]["resolutions"] == [24, 32]
+    rebuilt = type(net)(**spec["kwargs"])
+    assert rebuilt.space.to_dict() == net.space.to_dict()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_extract_equals_activated(net: OFAMobileNetV3Net, seed: int) -> None:
+def test_extract_equals_activated(net: OFASuperNet, seed: int) -> None:
     cfg = net.space.sample(np.random.default_rng(seed))
     x = net.example_input(cfg, 2)
     net.activate(cfg)
@@ -42,7 +54,7 @@ def test_extract_equals_activated(net: OFAMobileNetV3Net, seed: int) -> None:
     assert sum(p.numel() for p in sub.parameters()) < sum(p.numel() for p in net.parameters())
 
 
-def test_bn_state_round_trip(net: OFAMobileNetV3Net) -> None:
+def test_bn_state_round_trip(net: OFASuperNet) -> None:
     state = net.bn_state()
     assert state and all(k.endswith(("running_mean", "running_var", "num_batches_tracked"))
                          for k in state)
@@ -55,13 +67,14 @@ def test_bn_state_round_trip(net: OFAMobileNetV3Net) -> None:
     assert all(torch.equal(before[k], v) for k, v in net.bn_state().items())
 
 
-def test_invalid_config_is_refused(net: OFAMobileNetV3Net) -> None:
+def test_invalid_config_is_refused(net: OFASuperNet) -> None:
     with pytest.raises(ValueError, match="not allowed"):
         net.activate({**net.space.largest(), "r": 999})
 
 
-def test_checkpoint_formats(tmp_path: Path, net: OFAMobileNetV3Net) -> None:
+def test_checkpoint_formats(tmp_path: Path) -> None:
     # OFA's released files: {"state_dict": ...} with the original "mobile_inverted_conv" names
+    net = SPACES["ofa_mbv3"]()
     sd = {k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
           for k, v in net.net.state_dict().items()}
     torch.save({"state_dict": sd, "epoch": 3}, tmp_path / "ofa.pth")
@@ -74,6 +87,18 @@ def test_checkpoint_formats(tmp_path: Path, net: OFAMobileNetV3Net) -> None:
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read"):
         load_ofa_checkpoint(tmp_path / "junk.pth")
+
+
+def test_space_specific_rules() -> None:
+    resnet = SPACES["ofa_resnet50"]()
+    cfg = resnet.space.largest()
+    assert len(cfg["e"]) == 18 and len(cfg["w"]) == 6 and cfg["d"][0] in (0, 2)
+    proxy = SPACES["ofa_proxyless"]()
+    assert proxy.space.dimensions["d"][-1] == (1,)  # single-block last stage
+    with pytest.raises(ValueError, match=r"choose a non-empty subset of \[0.2, 0.25, 0.35\]"):
+        OFAResNet50Net(expand=[0.5])
+    with pytest.raises(ValueError, match="resolutions"):
+        OFAProxylessNet(resolutions=[30])
 
 
 def test_digits_splits_are_disjoint_and_resized() -> None:

@@ -1,0 +1,95 @@
+"""Spaces of OFA's MBConv networks (MobileNetV3, ProxylessNAS): kernel size and expand
+ratio per block, depth per stage, input resolution.
+
+``groups[s]`` is the number of blocks stage ``s`` has at full depth; a stage shorter
+than a depth choice (ProxylessNAS's single-block last stage) keeps only what it can do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import Config
+from ..space import ChoiceSpace, Dimension
+
+__all__ = ["MBConvSpace", "check_choices", "check_resolutions"]
+
+
+class MBConvSpace(ChoiceSpace):
+    """``ks``/``e``: one value per elastic block; ``d``: one per stage; ``r``: scalar."""
+
+    groups: tuple[int, ...]
+
+    @classmethod
+    def build(cls, ks: Sequence[int], expand: Sequence[int], depth: Sequence[int],
+              resolutions: Sequence[int], *, groups: Sequence[int], name: str) -> MBConvSpace:
+        n_blocks = sum(groups)
+        depth_choices = [[d for d in depth if d <= g] or [g] for g in groups]
+        obj = cls(name, [
+            Dimension("ks", [list(ks)] * n_blocks),
+            Dimension("e", [list(expand)] * n_blocks),
+            Dimension("d", depth_choices),
+            Dimension("r", [list(resolutions)], scalar=True),
+        ])
+        obj.groups = tuple(int(g) for g in groups)
+        return obj
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["groups"] = list(self.groups)
+        return d
+
+    @classmethod
+    def _rebuild(cls, name: str, dims: Sequence[Dimension]) -> ChoiceSpace:
+        obj = cls.__new__(cls)
+        ChoiceSpace.__init__(obj, name, dims)
+        obj.groups = ()
+        return obj
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ChoiceSpace:
+        obj = super().from_dict(data)
+        assert isinstance(obj, MBConvSpace)
+        obj.groups = tuple(data["groups"])
+        return obj
+
+    def restrict(self, allowed: Any) -> ChoiceSpace:
+        obj = super().restrict(allowed)
+        assert isinstance(obj, MBConvSpace)
+        obj.groups = self.groups
+        return obj
+
+    def _offsets(self) -> list[int]:
+        out, acc = [], 0
+        for g in self.groups:
+            out.append(acc)
+            acc += g
+        return out
+
+    def active_blocks(self, config: Config) -> list[int]:
+        return [o + b for o, d in zip(self._offsets(), config["d"], strict=True) for b in range(d)]
+
+    def canonical(self, config: Config) -> Config:
+        """Blocks beyond a stage's depth are inactive: their ks/e take the smallest choice."""
+        cfg = {k: (list(v) if isinstance(v, list) else v) for k, v in config.items()}
+        ks, e = self.dimension("ks").choices, self.dimension("e").choices
+        for o, g, d in zip(self._offsets(), self.groups, cfg["d"], strict=True):
+            for b in range(o + d, o + g):
+                cfg["ks"][b] = min(ks[b])
+                cfg["e"][b] = min(e[b])
+        return cfg
+
+
+def check_choices(what: str, name: str, values: Sequence[Any], allowed: Sequence[Any]) -> None:
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise ValueError(f"{what} {name}={list(values)}: values {bad or '(none)'} are not "
+                         f"allowed; choose a non-empty subset of {sorted(allowed)}")
+
+
+def check_resolutions(resolutions: Sequence[int]) -> None:
+    bad = [r for r in resolutions if not isinstance(r, int) or r < 16 or r % 4]
+    if not resolutions or bad:
+        raise ValueError(f"resolutions={list(resolutions)}: {bad or '(none)'} not allowed; use "
+                         "multiples of 4 that are >= 16")

@@ -1,0 +1,46 @@
+"""OFA-ProxylessNAS space: kernel {3,5,7} and expand {3,4,6} per block, depth {2,3,4}
+per stage (5 elastic stages of up to 4 blocks, then a fixed single-block stage), elastic
+input resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ofa.imagenet_classification.elastic_nn.networks import OFAProxylessNASNets
+
+from ..base import Config
+from .common import OFASuperNet
+from .mbconv import MBConvSpace, check_choices, check_resolutions
+
+__all__ = ["OFAProxylessNet"]
+
+
+class OFAProxylessNet(OFASuperNet):
+    """The ``ofa`` package's ``OFAProxylessNASNets`` as a switchnas ``SuperNet``."""
+
+    def __init__(self, *, n_classes: int = 1000, width_mult: float = 1.0,
+                 ks: Sequence[int] = (3, 5, 7), expand: Sequence[int] = (3, 4, 6),
+                 depth: Sequence[int] = (2, 3, 4), resolutions: Sequence[int] = (224,),
+                 dropout: float = 0.0, space: dict[str, Any] | None = None):
+        what = "OFA-ProxylessNAS"
+        check_choices(what, "ks", ks, [3, 5, 7])
+        check_choices(what, "expand", expand, [3, 4, 6])
+        check_choices(what, "depth", depth, [1, 2, 3, 4])
+        check_resolutions(resolutions)
+        if not 0 < width_mult <= 2:
+            raise ValueError(f"width_mult={width_mult} must be in (0, 2]")
+        kwargs = dict(n_classes=n_classes, width_mult=width_mult, ks=list(ks),
+                      expand=list(expand), depth=list(depth), resolutions=list(resolutions),
+                      dropout=dropout, space=space)
+        net = OFAProxylessNASNets(n_classes=n_classes, dropout_rate=dropout,
+                                  width_mult=width_mult, ks_list=list(ks),
+                                  expand_ratio_list=list(expand), depth_list=list(depth))
+        groups = [len(g) for g in net.block_group_info]
+        full = MBConvSpace.build(ks, expand, depth, resolutions, groups=groups,
+                                 name="ofa_proxyless")
+        sp = MBConvSpace.from_dict(space) if space else full
+        super().__init__(net, sp, kwargs)
+
+    def _subnet_args(self, config: Config) -> dict[str, Any]:
+        return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
