@@ -1,0 +1,58 @@
+"""Run exported bundles: load, switch between members, pick members under changing load.
+
+Needs only torch, numpy and safetensors (plus the super-net's own module, e.g. ``ofa``)::
+
+    bundle = switchnas.runtime.load("bundle/")
+    selector = bundle.selector(target_ms=40)
+    member = selector.step(observed_ms)
+    bundle.activate(member)
+    y = bundle(x)
+
+Importing this package is light: the torch-based parts load on first use, so
+:mod:`switchnas.runtime.onnx` runs ONNX members on a device with only onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._manifest import FORMAT, FORMAT_VERSION, BundleError
+from .selectors import (
+    MemberInfo,
+    Selector,
+    available_selectors,
+    get_selector,
+    make_selector,
+    register_selector,
+)
+
+if TYPE_CHECKING:
+    from ._bundle import Bundle, Member, load, pack_bundle
+    from ._writer import write_bundle
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "Member",
+    "MemberInfo",
+    "Selector",
+    "available_selectors",
+    "get_selector",
+    "load",
+    "make_selector",
+    "pack_bundle",
+    "register_selector",
+    "write_bundle",
+]
+
+_LAZY = {"Bundle": "._bundle", "Member": "._bundle", "load": "._bundle",
+         "pack_bundle": "._bundle", "write_bundle": "._writer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

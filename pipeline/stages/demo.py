@@ -33,7 +33,7 @@ def run(ctx: Context) -> dict[str, Any]:
     load_trace = list(dcfg.load)
     requests = int(dcfg.requests)
     selector = bundle.selector(target_ms=float(target))
-    current = members[-1].id
+    current = selector.current
     bundle.activate(current)
     switches = []
     lines = []

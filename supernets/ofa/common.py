@@ -90,8 +90,8 @@ class OFASuperNet(nn.Module):
             body = self.net.get_active_subnet(preserve_weight=True)
         finally:
             self.activate(previous)
-        body.eval() if not self.training else body.train()
-        return _Resized(body, self.resolution(self.space.validate(config)))
+        wrapper = _Resized(body, self.resolution(self.space.validate(config)))
+        return wrapper.train(self.training)
 
     def example_input(self, config: Mapping[str, Any], batch: int = 1) -> torch.Tensor:
         r = self.resolution(self.space.validate(config))

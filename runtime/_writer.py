@@ -1,0 +1,281 @@
+"""``write_bundle``: a family of sub-networks of one super-net as one bundle folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from ._manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SHARED_PREFIX,
+    WEIGHTS,
+    BundleError,
+    bn_prefix,
+    sha256_file,
+    validate_manifest,
+)
+
+__all__ = ["write_bundle"]
+
+_BN_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+_RESERVED = {"bn_state", "index", "onnx", "latency", "energy_mj"}
+
+
+def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
+                 members: Sequence[Mapping[str, Any]], space: dict[str, Any] | None = None,
+                 hardware: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                 overwrite: bool = True, verify: bool = True, onnx: bool = False) -> Path:
+    """Write ``members`` of ``supernet`` as a bundle folder at ``path``, atomically.
+
+    Args:
+        path: the bundle folder to create. Everything is written into a temporary folder
+            next to it and renamed into place at the end, so ``path`` is either the old
+            bundle or the complete new one, never a half-written one.
+        supernet: a ``SuperNet`` (``spec()``, ``bn_state()``, ``space``, ``activate``);
+            with ``used_extents``/``used_weight_slices`` (OFA super-nets) only the weight
+            slices the members read are stored, otherwise its whole state.
+        members: dicts ``{"id", "config", "accuracy", "latency_ms"}`` with optional
+            ``"bn_state"`` (the member's batch-norm statistics; default: the super-net's
+            current ones), ``"latency"`` (``{hardware_key: ms}``) and ``"energy_mj"``;
+            other JSON-able fields (``"predicted_latency_ms"`` ...) are kept in the manifest.
+        space: the search space as a dict (default ``supernet.space.to_dict()``).
+        hardware: description of the hardware the members were measured on; its ``"key"``
+            (default ``"search"``) names ``latency_ms`` in each member's latency table.
+        extra: free JSON-able metadata (the producing run, its hashes ...).
+        overwrite: replace an existing bundle at ``path`` (never a folder that is not one).
+        verify: rebuild the super-net from the written tensors alone (everything else
+            NaN) and check that every member computes what ``supernet`` computes.
+        onnx: also export every member as ``member-<index>.onnx`` (its extracted
+            sub-network with its batch-norm statistics; input ``x`` of shape
+            ``(batch, 3, r, r)``, output ``y``), runnable with onnxruntime alone
+            (:mod:`switchnas.runtime.onnx`).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BundleError: bad members, a target folder that exists and is not a bundle, or a
+            failed verification; nothing is left behind.
+    """
+    target = Path(path)
+    hw = dict(hardware or {})
+    hw_key = str(hw.get("key", "search"))
+    entries, bn_states = _check_members(supernet, members, hw_key)
+    configs = [e["config"] for e in entries]
+
+    sliced = hasattr(supernet, "used_weight_slices") and hasattr(supernet, "used_extents")
+    all_bn_keys = {k for s in bn_states for k in s}
+    if sliced:
+        union = supernet.used_weight_slices(configs)
+    else:
+        union = {k: v.detach() for k, v in supernet.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {
+        SHARED_PREFIX + k: v for k, v in union.items()
+        if k not in all_bn_keys and not k.endswith(_BN_SUFFIXES)
+    }
+    for i, (cfg, bn) in enumerate(zip(configs, bn_states, strict=True)):
+        extents = supernet.used_extents(cfg) if sliced else None
+        for k, v in bn.items():
+            if extents is not None:
+                if k not in extents:
+                    continue  # this member never reads it
+                v = v[tuple(slice(0, n) for n in extents[k])]
+            tensors[bn_prefix(i) + k] = v
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "space": dict(space) if space is not None else supernet.space.to_dict(),
+        "supernet": supernet.spec(),
+        "hardware": hw,
+        "weights": {"layout": "slices" if sliced else "full", "shared_prefix": SHARED_PREFIX,
+                    "bn_prefix": "bn/<index>/"},
+        "members": entries,
+        "created_with": _versions(),
+        "extra": dict(extra or {}),
+        "files": {},
+    }
+    if verify:
+        _verify(supernet, manifest, tensors, bn_states)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        wpath = tmp / WEIGHTS
+        save_file(tensors, str(wpath), metadata={"format": FORMAT,
+                                                 "format_version": str(FORMAT_VERSION)})
+        _fsync(wpath)
+        if onnx:
+            _export_onnx(supernet, manifest, bn_states, tmp)
+        for f in sorted(tmp.iterdir()):
+            _fsync(f)
+            manifest["files"][f.name] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+        try:
+            text = json.dumps(validate_manifest(manifest), indent=1, sort_keys=True,
+                              allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"bundle manifest is not JSON-serialisable: {exc}") from exc
+        (tmp / MANIFEST).write_text(text + "\n")
+        _fsync(tmp / MANIFEST)
+        _replace(tmp, target, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _check_members(supernet: Any, members: Sequence[Mapping[str, Any]],
+                   hw_key: str) -> tuple[list[dict[str, Any]], list[dict[str, torch.Tensor]]]:
+    if not members:
+        raise BundleError("a bundle needs at least one member; got none")
+    entries: list[dict[str, Any]] = []
+    bn_states: list[dict[str, torch.Tensor]] = []
+    seen: set[str] = set()
+    for i, m in enumerate(members):
+        missing = [k for k in ("id", "config", "accuracy", "latency_ms") if k not in m]
+        if missing:
+            raise BundleError(f"member {i} lacks {missing}; a member needs id, config, "
+                              "accuracy, latency_ms (and optionally bn_state, latency, "
+                              "energy_mj)")
+        mid = m["id"]
+        if not isinstance(mid, str) or not mid or mid in seen:
+            raise BundleError(f"member {i}: id {mid!r} must be a non-empty string, unique "
+                              f"in the bundle (ids so far: {sorted(seen)})")
+        seen.add(mid)
+        try:
+            cfg = supernet.space.validate(m["config"])
+        except ValueError as exc:
+            raise BundleError(f"member {mid!r}: {exc}") from exc
+        lat = _number(m["latency_ms"], f"member {mid!r} latency_ms", positive=True)
+        table = {str(k): _number(v, f"member {mid!r} latency[{k!r}]", positive=True)
+                 for k, v in dict(m.get("latency") or {}).items()}
+        table.setdefault(hw_key, lat)
+        entry: dict[str, Any] = {
+            "id": mid, "index": i, "config": cfg,
+            "accuracy": _number(m["accuracy"], f"member {mid!r} accuracy"),
+            "latency_ms": lat, "latency": table,
+        }
+        if m.get("energy_mj") is not None:
+            entry["energy_mj"] = _number(m["energy_mj"], f"member {mid!r} energy_mj",
+                                         positive=True)
+        for k, v in m.items():  # anything else (predicted latency, notes) is kept as is
+            if k not in entry and k not in _RESERVED:
+                try:
+                    json.dumps(v, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    raise BundleError(f"member {mid!r}: field {k!r} is not JSON-serialisable "
+                                      f"({exc})") from exc
+                entry[k] = v
+        entries.append(entry)
+        bn = m.get("bn_state")
+        bn_states.append(dict(bn) if bn is not None else supernet.bn_state())
+    return entries, bn_states
+
+
+def _number(v: Any, what: str, *, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise BundleError(f"{what} must be a finite number, got {v!r}")
+    if positive and v <= 0:
+        raise BundleError(f"{what} must be > 0, got {v!r}")
+    return float(v)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"torch": str(torch.__version__)}
+    with contextlib.suppress(PackageNotFoundError):
+        out["switchnas"] = version("switchnas")
+    return out
+
+
+@torch.no_grad()
+def _verify(supernet: Any, manifest: dict[str, Any], tensors: dict[str, torch.Tensor],
+            bn_states: list[dict[str, torch.Tensor]]) -> None:
+    """Rebuild from ``tensors`` alone, all else NaN, and compare every member's output."""
+    from ._bundle import build_supernet, copy_slices, restore_weights
+
+    fresh = build_supernet(manifest["supernet"], trust_target=True)
+    with torch.no_grad():
+        for t in fresh.state_dict().values():
+            if t.is_floating_point():
+                t.fill_(float("nan"))
+    restore_weights(fresh, tensors, manifest)
+    fresh.eval()
+    previous, was_training, saved_bn = supernet.active, supernet.training, supernet.bn_state()
+    supernet.eval()
+    try:
+        for entry, bn in zip(manifest["members"], bn_states, strict=True):
+            cfg = entry["config"]
+            supernet.activate(cfg)
+            supernet.load_bn_state(bn)
+            x = supernet.example_input(cfg, batch=2)
+            want = supernet(x)
+            fresh.activate(cfg)
+            copy_slices(fresh, {k[len(bn_prefix(entry["index"])):]: v
+                                 for k, v in tensors.items()
+                                 if k.startswith(bn_prefix(entry["index"]))})
+            got = fresh(x)
+            if not torch.allclose(want, got, atol=1e-5, rtol=1e-4):
+                raise BundleError(f"bundle verification failed for member {entry['id']!r}: "
+                                  "the stored weights do not reproduce its outputs "
+                                  f"(max abs diff {(want - got).abs().max().item():.3g})")
+    finally:
+        supernet.load_bn_state(saved_bn)
+        supernet.activate(previous)
+        supernet.train(was_training)
+
+
+def _export_onnx(supernet: Any, manifest: dict[str, Any],
+                 bn_states: list[dict[str, torch.Tensor]], folder: Path) -> None:
+    import warnings
+
+    saved_bn = supernet.bn_state()
+    try:
+        for entry, bn in zip(manifest["members"], bn_states, strict=True):
+            supernet.load_bn_state(bn)
+            module = supernet.extract(entry["config"]).eval()
+            x = supernet.example_input(entry["config"], batch=1)
+            name = f"member-{entry['index']}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's tracer and deprecation chatter
+                torch.onnx.export(module, (x,), str(folder / name), dynamo=False,
+                                  input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+            entry["onnx"] = name
+    finally:
+        supernet.load_bn_state(saved_bn)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _replace(tmp: Path, target: Path, overwrite: bool) -> None:
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    if not overwrite:
+        raise BundleError(f"{str(target)!r} exists; pass overwrite=True to replace it")
+    if not target.is_dir() or not ((target / MANIFEST).is_file() or not any(target.iterdir())):
+        raise BundleError(f"{str(target)!r} exists and is not a bundle folder; refusing to "
+                          "replace it")
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
