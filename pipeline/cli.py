@@ -70,7 +70,7 @@ def _execute(cfg: DictConfig) -> None:
         validate,
     )
 
-    stage = str(cfg.stage)
+    stage = _STAGE or str(cfg.stage)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ctx = Context(cfg, run_dir)
     modules = {"train": train, "profile": profile, "evaluate": evaluate, "fit": fit,
@@ -98,6 +98,9 @@ def _execute(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+_STAGE: str | None = None  # the command being run (set by main, read by the Hydra app)
+
+
 @hydra.main(config_path="pkg://switchnas.conf", config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> None:
     _execute(cfg)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchnas: unknown command {cmd!r}; choose from "
               f"{['run', *STAGES, 'plugins', 'simulate']}\n\n{USAGE}", file=sys.stderr)
         return 2
-    extra = [f"stage={cmd}"]
+    extra: list[str] = []
     try:
         from switchnas.plugins.registry import hydra_searchpath_entries
 
@@ -130,15 +133,18 @@ def main(argv: list[str] | None = None) -> int:
             extra.append("hydra.searchpath=[" + ",".join(paths) + "]")
     except ImportError:
         pass
-    saved = sys.argv
-    sys.argv = [f"switchnas {cmd}", *rest, *extra]
+    # Hydra's parser wants overrides in one run: put ours next to the user's.
+    first_opt = next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))
+    global _STAGE
+    saved, _STAGE = sys.argv, cmd
+    sys.argv = [f"switchnas {cmd}", *rest[:first_opt], *extra, *rest[first_opt:]]
     try:
         _app()
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
-        sys.argv = saved
+        sys.argv, _STAGE = saved, None
     return 0
 
 

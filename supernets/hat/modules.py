@@ -36,7 +36,11 @@ class SuperLinear(nn.Module):
 
 
 class SuperEmbedding(nn.Module):
-    """Token embedding whose active part is ``weight[:, :dim]``."""
+    """Token embedding whose active part is ``weight[:, :dim]``.
+
+    The width is passed per call, so one table can serve both sides at different widths
+    (shared source/target embeddings, as HAT's WMT models).
+    """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int):
         super().__init__()
@@ -45,21 +49,17 @@ class SuperEmbedding(nn.Module):
         with torch.no_grad():
             self.weight[padding_idx].zero_()
         self.padding_idx = padding_idx
-        self.dim = embedding_dim
 
     @property
     def num_embeddings(self) -> int:
         return int(self.weight.shape[0])
 
-    def set_active(self, dim: int) -> None:
-        self.dim = int(dim)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.embedding(tokens, self.weight[:, : self.dim], self.padding_idx)
+    def forward(self, tokens: torch.Tensor, dim: int) -> torch.Tensor:
+        return F.embedding(tokens, self.weight[:, :dim], self.padding_idx)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Output logits with the tied embedding matrix."""
-        return F.linear(x, self.weight[:, : self.dim])
+        """Output logits with the tied embedding matrix (width of ``x``)."""
+        return F.linear(x, self.weight[:, : x.shape[-1]])
 
 
 class SuperLayerNorm(nn.Module):

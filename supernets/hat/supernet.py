@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,15 +113,57 @@ class SuperTransformer(Transformer):
         sub.train(self.training)
         return sub
 
-    def example_input(self, config: Mapping[str, Any] | None = None, batch: int = 1,
-                      *, src_len: int = 30, tgt_len: int = 30,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(src_tokens, prev_output_tokens)`` of random non-special ids (teacher forcing)."""
+    def example_input(self, config: Mapping[str, Any] | None = None, batch: int = 1, *,
+                      src_len: int = 30, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Source tokens ``(batch, src_len)`` of random non-special ids; calling the network
+        on them translates greedily (what a runtime bundle does with a request)."""
         if config is not None:
             self.space.validate(config)
-        src = torch.randint(_N_SPECIAL, self.src_vocab, (batch, src_len), generator=generator)
+        return torch.randint(_N_SPECIAL, self.src_vocab, (batch, src_len), generator=generator)
+
+    def example_pair(self, config: Mapping[str, Any] | None = None, batch: int = 1, *,
+                     src_len: int = 30, tgt_len: int = 30,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(src_tokens, prev_output_tokens)``: calling the network on them gives
+        teacher-forced logits ``(batch, tgt_len, tgt_vocab)``."""
+        src = self.example_input(config, batch, src_len=src_len, generator=generator)
         prev = torch.randint(_N_SPECIAL, self.tgt_vocab, (batch, tgt_len), generator=generator)
         return src, prev
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load a state dict (``.safetensors``, or a ``torch.save`` file of tensors).
+
+        Raises:
+            ValueError: the file's embedding tables do not match this network's
+                vocabularies (``src_vocab``/``tgt_vocab``), or its tensors do not fit.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"SuperTransformer weights file {str(p)!r} does not exist")
+        obj: Any
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(p))
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise ValueError(f"{str(p)!r} holds no state dict of tensors")
+        state: dict[str, torch.Tensor] = obj
+        for key, mine in (("src_embed.weight", self.src_vocab),
+                          ("tgt_embed_table.weight", self.tgt_vocab)):
+            if key in state and int(state[key].shape[0]) != mine:
+                side = key.split("_", 1)[0]
+                raise ValueError(f"vocabulary mismatch: {str(p)!r} has a {side} vocabulary of "
+                                 f"{int(state[key].shape[0])}, this SuperTransformer (and its data) "
+                                 f"{mine}")
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{str(p)!r} does not fit this SuperTransformer "
+                             f"({self.spec()['kwargs']}): {exc}") from exc
 
     def latency_workload(self, config: Mapping[str, Any], batch: int = 1, *, src_len: int = 30,
                          steps: int = 30, beam: int = 5) -> tuple[nn.Module, tuple[torch.Tensor]]:

@@ -74,13 +74,14 @@ class HATTask:
         eval_split: split scored by :meth:`evaluate`.
         threads: torch threads while training (``None``: unchanged).
         log_every: record the mean loss every this many steps.
+        progress: print the loss when it is recorded.
     """
 
     def __init__(self, *, steps: int = 2000, batch_size: int = 64, lr: float = 1e-3,
                  warmup: int = 200, label_smoothing: float = 0.1, clip_norm: float = 1.0,
                  sandwich: bool = True, random_per_step: int = 1, metric: str = "bleu",
                  beam: int = 5, eval_sentences: int | None = 200, eval_split: str = "valid",
-                 threads: int | None = None, log_every: int = 50):
+                 threads: int | None = None, log_every: int = 50, progress: bool = False):
         if metric not in _METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose from {list(_METRICS)}")
         self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
@@ -88,6 +89,7 @@ class HATTask:
         self.sandwich, self.random_per_step = sandwich, random_per_step
         self.metric, self.beam, self.eval_sentences = metric, beam, eval_sentences
         self.eval_split, self.threads, self.log_every = eval_split, threads, log_every
+        self.progress = progress
 
     def _configs(self, net: SuperTransformer, rng: np.random.Generator) -> list[dict[str, Any]]:
         if not self.sandwich:
@@ -128,6 +130,9 @@ class HATTask:
                     step += 1
                     if step % self.log_every == 0 or step == self.steps:
                         log.append([step, acc / max(n_acc, 1)])
+                        if self.progress:
+                            print(f"[hat] step {step}/{self.steps} loss {log[-1][1]:.3f} "
+                                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
                         acc, n_acc = 0.0, 0
         finally:
             torch.set_num_threads(old_threads)
@@ -138,12 +143,13 @@ class HATTask:
 
     @torch.no_grad()
     def valid_loss(self, net: SuperTransformer, config: Mapping[str, Any],
-                   data: TranslationData) -> float:
-        """Token-level cross-entropy (no smoothing) of ``config`` on the evaluation split."""
+                   data: TranslationData, *, split: str | None = None) -> float:
+        """Token-level cross-entropy (no smoothing) of ``config`` on ``split`` (default
+        ``eval_split``)."""
         net.activate(config)
         net.eval()
         total, n = 0.0, 0
-        for b in data.batches(self.eval_split, self.batch_size, limit=self.eval_sentences):
+        for b in data.batches(split or self.eval_split, self.batch_size, limit=self.eval_sentences):
             logits = net(b.src, b.prev)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b.target.reshape(-1),
                                            ignore_index=PAD, reduction="sum"))
@@ -151,20 +157,22 @@ class HATTask:
         return total / max(n, 1)
 
     def evaluate(self, net: SuperTransformer, configs: Sequence[Mapping[str, Any]],
-                 data: TranslationData) -> np.ndarray:
-        """BLEU (or minus the validation loss) of each config; higher is better."""
+                 data: TranslationData, *, split: str | None = None) -> np.ndarray:
+        """BLEU (or minus the loss) of each config on ``split`` (default ``eval_split``);
+        higher is better."""
+        split = split or self.eval_split
         net.bind_vocab(data)
         previous = net.active
         scores = []
         try:
             for cfg in configs:
                 if self.metric == "neg_valid_loss":
-                    scores.append(-self.valid_loss(net, cfg, data))
+                    scores.append(-self.valid_loss(net, cfg, data, split=split))
                     continue
                 net.activate(cfg)
-                hyps = translate(net, data, self.eval_split, beam=self.beam,
+                hyps = translate(net, data, split, beam=self.beam,
                                  limit=self.eval_sentences, batch_size=self.batch_size)
-                scores.append(bleu(hyps, data.references(self.eval_split, self.eval_sentences)))
+                scores.append(bleu(hyps, data.references(split, self.eval_sentences)))
         finally:
             net.activate(previous)
         return np.asarray(scores, dtype=np.float64)

@@ -105,9 +105,13 @@ class Transformer(nn.Module):
         self.ref_enc, self.ref_dec = reference_dims or (encoder_embed_dim, decoder_embed_dim)
         self.dropout, self.normalize_before = dropout, normalize_before
         self.max_positions = max_positions
-        self.src_embed = SuperEmbedding(src_vocab, encoder_embed_dim, PAD)
-        self.tgt_embed = (self.src_embed if share_all_embeddings
-                          else SuperEmbedding(tgt_vocab, decoder_embed_dim, PAD))
+        self.src_embed = SuperEmbedding(
+            src_vocab, max(encoder_embed_dim, decoder_embed_dim) if share_all_embeddings
+            else encoder_embed_dim, PAD)
+        # Shared embeddings are one registered module, so the state dict holds no aliased
+        # tensors (safetensors refuses them).
+        self.tgt_embed_table = (None if share_all_embeddings
+                                else SuperEmbedding(tgt_vocab, decoder_embed_dim, PAD))
         self.encoder_layers = nn.ModuleList(
             _EncoderLayer(encoder_embed_dim, f, qkv_dim, heads, attention_dropout) for f in encoder_ffn)
         self.decoder_layers = nn.ModuleList(
@@ -126,6 +130,10 @@ class Transformer(nn.Module):
 
     def _dec_layers(self, n: int) -> list[_DecoderLayer]:
         return cast(list[_DecoderLayer], list(self.decoder_layers)[:n])
+
+    @property
+    def tgt_embed(self) -> SuperEmbedding:
+        return self.src_embed if self.tgt_embed_table is None else self.tgt_embed_table
 
     @property
     def src_vocab(self) -> int:
@@ -147,12 +155,6 @@ class Transformer(nn.Module):
             if arbitrary_layers(int(cfg["decoder_arbitrary_ende_attn"][i])) > ne:
                 raise ValueError(f"decoder layer {i} attends to more encoder layers than the {ne} "
                                  "active ones")
-        self.src_embed.set_active(de)
-        if self.tgt_embed is not self.src_embed:
-            self.tgt_embed.set_active(dd)
-        elif de != dd:
-            raise ValueError("shared embeddings need encoder_embed_dim == decoder_embed_dim, "
-                             f"got {de} and {dd}")
         for i, enc_layer in enumerate(self._enc_layers(ne)):
             enc_layer.set_active(de, int(cfg["encoder_ffn_embed_dim"][i]),
                                               int(cfg["encoder_self_attention_heads"][i]))
@@ -167,9 +169,10 @@ class Transformer(nn.Module):
             self.decoder_norm.set_active(dd)
         self.arch = {"de": de, "dd": dd, "ne": ne, "nd": nd}
 
-    def _drop(self, x: torch.Tensor, ref: int) -> torch.Tensor:
-        # HAT scales dropout with the active width relative to the super-network's.
-        p = self.dropout * x.shape[-1] / ref
+    def _drop(self, x: torch.Tensor, ref: int, dim: int | None = None) -> torch.Tensor:
+        # HAT scales dropout with the active embedding width (``dim``, default the last
+        # axis) relative to the super-network's.
+        p = self.dropout * (dim or x.shape[-1]) / ref
         return F.dropout(x, p=p, training=self.training)
 
     def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn: Any, ref: int) -> torch.Tensor:
@@ -183,14 +186,14 @@ class Transformer(nn.Module):
         if src.shape[1] > self.max_positions:
             raise ValueError(f"source of {src.shape[1]} tokens exceeds max_positions={self.max_positions}")
         pad = src.eq(PAD)
-        x = self.src_embed(src) * math.sqrt(de) + self.enc_positions[: src.shape[1], :de]
+        x = self.src_embed(src, de) * math.sqrt(de) + self.enc_positions[: src.shape[1], :de]
         x = self._drop(x, self.ref_enc)
         states = []
         for layer in self._enc_layers(ne):
             x = self._sublayer(x, layer.self_attn_layer_norm,
                                lambda h, a=layer.self_attn: a(h, key_padding_mask=pad), self.ref_enc)
             x = self._sublayer(x, layer.final_layer_norm,
-                               lambda h, lay=layer: lay.fc2(self._drop(F.relu(lay.fc1(h)), self.ref_enc)),
+                               lambda h, lay=layer: lay.fc2(self._drop(F.relu(lay.fc1(h)), self.ref_enc, h.shape[-1])),
                                self.ref_enc)
             states.append(x)
         if self.encoder_norm is not None:
@@ -216,7 +219,7 @@ class Transformer(nn.Module):
         end = start + prev.shape[1]
         if end > self.max_positions:
             raise ValueError(f"target of {end} tokens exceeds max_positions={self.max_positions}")
-        x = self.tgt_embed(prev) * math.sqrt(dd) + self.dec_positions[start:end, :dd]
+        x = self.tgt_embed(prev, dd) * math.sqrt(dd) + self.dec_positions[start:end, :dd]
         x = self._drop(x, self.ref_dec)
         ref = self.ref_dec
         for i, layer in enumerate(self._dec_layers(nd)):
@@ -238,7 +241,7 @@ class Transformer(nn.Module):
                 lambda h, a=layer.encoder_attn, c=lc, m=memory, mp=mem_pad: a(
                     h, m, key_padding_mask=mp, cache=None if c is None else c["ende"]), ref)
             x = self._sublayer(x, layer.final_layer_norm,
-                               lambda h, lay=layer: lay.fc2(self._drop(F.relu(lay.fc1(h)), ref)), ref)
+                               lambda h, lay=layer: lay.fc2(self._drop(F.relu(lay.fc1(h)), ref, h.shape[-1])), ref)
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
         return self.tgt_embed.project(x)

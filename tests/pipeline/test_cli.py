@@ -159,3 +159,16 @@ def test_other_ofa_spaces_tiny_run(tmp_path: Path, supernet: str) -> None:
     with torch.no_grad():
         ref = bundle.extract(member.id).eval()(x)
         assert torch.allclose(bundle(x), ref, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_hat_tiny_run(tmp_path: Path) -> None:
+    from switchnas.runtime import load
+
+    proc = switchnas("run", "supernet=hat_wmt14ende", "preset=tiny", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["supernet"]["target"].startswith("switchnas.supernets.hat")
+    assert "family (hat_wmt14ende on cpu, bleu" in proc.stdout
+    bundle = load(tmp_path / "bundle")
+    assert len(bundle.members) >= 1
