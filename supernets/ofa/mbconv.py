@@ -13,7 +13,7 @@ from typing import Any
 from ..base import Config
 from ..space import ChoiceSpace, Dimension
 
-__all__ = ["MBConvSpace", "check_choices", "check_resolutions"]
+__all__ = ["MBConvSpace", "check_choices", "check_mbconv_args", "check_resolutions"]
 
 
 class MBConvSpace(ChoiceSpace):
@@ -93,3 +93,17 @@ def check_resolutions(resolutions: Sequence[int]) -> None:
     if not resolutions or bad:
         raise ValueError(f"resolutions={list(resolutions)}: {bad or '(none)'} not allowed; use "
                          "multiples of 4 that are >= 16")
+
+
+def check_mbconv_args(what: str, *, ks: Sequence[int], expand: Sequence[int],
+                      depth: Sequence[int], resolutions: Sequence[int], width_mult: float,
+                      n_classes: int) -> None:
+    """Constructor arguments of an OFA MBConv super-network, with errors naming the value."""
+    check_choices(what, "ks", ks, [3, 5, 7])
+    check_choices(what, "expand", expand, [3, 4, 6])
+    check_choices(what, "depth", depth, [1, 2, 3, 4])
+    check_resolutions(resolutions)
+    if not 0 < width_mult <= 2:
+        raise ValueError(f"{what} width_mult={width_mult} must be in (0, 2]")
+    if n_classes < 2:
+        raise ValueError(f"{what} n_classes={n_classes} must be >= 2")

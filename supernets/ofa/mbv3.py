@@ -10,7 +10,7 @@ from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
 from ..base import Config
 from .common import OFASuperNet
-from .mbconv import MBConvSpace, check_choices, check_resolutions
+from .mbconv import MBConvSpace, check_mbconv_args
 
 __all__ = ["MobileNetV3Space", "OFAMobileNetV3Net"]
 
@@ -33,15 +33,8 @@ class OFAMobileNetV3Net(OFASuperNet):
                  ks: Sequence[int] = (3, 5, 7), expand: Sequence[int] = (3, 4, 6),
                  depth: Sequence[int] = (2, 3, 4), resolutions: Sequence[int] = (224,),
                  dropout: float = 0.0, space: dict[str, Any] | None = None):
-        what = "OFA-MobileNetV3"
-        check_choices(what, "ks", ks, [3, 5, 7])
-        check_choices(what, "expand", expand, [3, 4, 6])
-        check_choices(what, "depth", depth, [1, 2, 3, 4])
-        check_resolutions(resolutions)
-        if not 0 < width_mult <= 2:
-            raise ValueError(f"width_mult={width_mult} must be in (0, 2]")
-        if n_classes < 2:
-            raise ValueError(f"n_classes={n_classes} must be >= 2")
+        check_mbconv_args("OFA-MobileNetV3", ks=ks, expand=expand, depth=depth,
+                          resolutions=resolutions, width_mult=width_mult, n_classes=n_classes)
         kwargs = dict(n_classes=n_classes, width_mult=width_mult, ks=list(ks),
                       expand=list(expand), depth=list(depth), resolutions=list(resolutions),
                       dropout=dropout, space=space)

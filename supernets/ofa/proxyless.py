@@ -11,7 +11,7 @@ from ofa.imagenet_classification.elastic_nn.networks import OFAProxylessNASNets
 
 from ..base import Config
 from .common import OFASuperNet
-from .mbconv import MBConvSpace, check_choices, check_resolutions
+from .mbconv import MBConvSpace, check_mbconv_args
 
 __all__ = ["OFAProxylessNet"]
 
@@ -23,13 +23,8 @@ class OFAProxylessNet(OFASuperNet):
                  ks: Sequence[int] = (3, 5, 7), expand: Sequence[int] = (3, 4, 6),
                  depth: Sequence[int] = (2, 3, 4), resolutions: Sequence[int] = (224,),
                  dropout: float = 0.0, space: dict[str, Any] | None = None):
-        what = "OFA-ProxylessNAS"
-        check_choices(what, "ks", ks, [3, 5, 7])
-        check_choices(what, "expand", expand, [3, 4, 6])
-        check_choices(what, "depth", depth, [1, 2, 3, 4])
-        check_resolutions(resolutions)
-        if not 0 < width_mult <= 2:
-            raise ValueError(f"width_mult={width_mult} must be in (0, 2]")
+        check_mbconv_args("OFA-ProxylessNAS", ks=ks, expand=expand, depth=depth,
+                          resolutions=resolutions, width_mult=width_mult, n_classes=n_classes)
         kwargs = dict(n_classes=n_classes, width_mult=width_mult, ks=list(ks),
                       expand=list(expand), depth=list(depth), resolutions=list(resolutions),
                       dropout=dropout, space=space)
