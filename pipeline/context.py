@@ -44,6 +44,13 @@ def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{what}: {exc}") from exc
 
 
+def _without_progress(value: Any) -> Any:
+    """Drop ``progress`` flags: showing a progress bar does not change an artifact."""
+    if isinstance(value, dict):
+        return {k: _without_progress(v) for k, v in value.items() if k != "progress"}
+    return value
+
+
 class Context:
     """Shared state of one run. ``cfg`` is the composed Hydra config with the supernet's
     preset (``supernet.presets.<preset_name>``) merged in."""
@@ -64,8 +71,8 @@ class Context:
         out: dict[str, Any] = {}
         for k in keys:
             node = OmegaConf.select(self.cfg, k)
-            out[k] = OmegaConf.to_container(node, resolve=True) if isinstance(
-                node, DictConfig) else node
+            out[k] = _without_progress(OmegaConf.to_container(node, resolve=True)
+                                       if isinstance(node, DictConfig) else node)
         return out
 
     @functools.cached_property

@@ -28,8 +28,8 @@ def _run(ctx: Context) -> Artifact:
         raise ConfigError(f"profile.n={n}: at least 4 sub-networks are needed to fit a predictor")
     desc = ctx.plugin.describe()
     # Latency does not depend on the trained weights: only on the architecture.
-    config = {**ctx.section("supernet.name", "supernet.net", "profile", "seed"),
-              "hardware": desc}
+    config = {**ctx.section("supernet.name", "supernet.net", "profile", "seed", "hardware"),
+              "describe": desc}
 
     def build(tmp: Path) -> dict[str, Any]:
         net = ctx.new_supernet()

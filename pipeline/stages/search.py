@@ -27,12 +27,15 @@ def _run(ctx: Context) -> Artifact:
     strategy: SearchStrategy = _instantiate(ctx.cfg.search, f"search {ctx.cfg.search.get('name')}")
 
     def build(tmp: Path) -> dict[str, Any]:
-        space = ctx.new_supernet().space
+        net = ctx.new_supernet()
+        space = net.space
         models = fit.load_predictors(ft)
+        enc = models.get("encodings", {"latency": "space", "accuracy": "space"})
 
         def score(configs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-            X = space.encode(configs)
-            return models["latency"].predict(X), models["accuracy"].predict(X)
+            Xs = fit.encodings(net, configs)
+            return (models["latency"].predict(Xs[enc["latency"]]),
+                    models["accuracy"].predict(Xs[enc["accuracy"]]))
 
         max_lat = ctx.cfg.search.get("max_latency_ms")
         if max_lat is not None:

@@ -88,8 +88,9 @@ def _run(ctx: Context) -> Artifact:
         _plot(tmp / "pareto.png", front, rows, ctx.task.metric, desc)
         return {"measured": len(rows), "pareto": int(mask.sum()), "trials": n_trials}
 
-    return ctx.artifacts.produce("validate", config={**ctx.section("validate", "seed"),
-                                                     "hardware": desc},
+    return ctx.artifacts.produce("validate", config={**ctx.section("validate", "seed",
+                                                                   "hardware"),
+                                                     "describe": desc},
                                  inputs={"search": sr.digest, "train": tr.digest}, build=build)
 
 

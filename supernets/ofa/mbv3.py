@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
 from ..base import Config
@@ -48,3 +49,15 @@ class OFAMobileNetV3Net(OFASuperNet):
 
     def _subnet_args(self, config: Config) -> dict[str, Any]:
         return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
+
+    def predictor_encodings(self, configs: Sequence[Config]) -> dict[str, np.ndarray]:
+        """Encodings the ``fit`` stage chooses among by cross-validation: the space's
+        own, and (for OFA's stage layout) per-stage operator work (MACs by kernel size,
+        memory traffic) at this network's width."""
+        out = {"space": self.space.encode(configs)}
+        if tuple(getattr(self.space, "groups", ())) == (4, 4, 4, 4, 4):
+            from switchnas.predictors.encodings import mbv3_operator_features
+
+            out["operators"] = mbv3_operator_features(
+                configs, level="stage", width_mult=float(self._kwargs["width_mult"]))
+        return out
