@@ -172,3 +172,25 @@ def test_hat_tiny_run(tmp_path: Path) -> None:
     assert "family (hat_wmt14ende on cpu, bleu" in proc.stdout
     bundle = load(tmp_path / "bundle")
     assert len(bundle.members) >= 1
+
+
+@pytest.mark.slow
+def test_reduced_space_fine_tune_and_search(tiny_run: tuple[Path, str], tmp_path: Path) -> None:
+    from switchnas.search.reduce import read_space_file
+    from switchnas.supernets.ofa.mbv3 import MobileNetV3Space
+
+    run_dir, _ = tiny_run
+    proc = switchnas("reduce", "preset=tiny", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    space_file = run_dir / "reduce" / "space.json"
+    reduced = MobileNetV3Space.from_dict(read_space_file(space_file))
+    proc = switchnas("search", "preset=tiny", f"hydra.run.dir={tmp_path}",
+                     f"supernet.space_file={space_file}",
+                     f"supernet.weights={run_dir / 'train' / 'supernet.safetensors'}",
+                     "supernet.finetune=true", "supernet.task.epochs_per_phase=0.3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = json.loads((tmp_path / "train" / "train_log.json").read_text())
+    assert log["loaded"].endswith("supernet.safetensors") and log["phases"]
+    front = json.loads((tmp_path / "search" / "front.json").read_text())["rows"]
+    for row in front:
+        reduced.validate(row["config"])  # every candidate lies in the reduced space

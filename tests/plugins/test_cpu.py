@@ -61,7 +61,8 @@ def test_bad_arguments():
 def test_builtin_config_is_cheap_and_loads():
     p = load_plugin("cpu")
     assert isinstance(p, CPUPlugin)
-    assert p.policy.max_seconds <= 1.0 and p.policy.max_repeats <= 20
+    # at most about a second per sub-network, so a 60-network profile stays around a minute
+    assert p.policy.max_seconds <= 1.0 and p.policy.max_repeats <= 60
 
 
 def test_measures_an_ofa_mbv3_subnet(mbv3_small):

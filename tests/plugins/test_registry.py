@@ -99,8 +99,8 @@ def test_every_builtin_config_targets_an_importable_class(name):
 
 
 def test_load_plugin_applies_overrides():
-    p = load_plugin("cpu", threads=3, max_repeats=7)
-    assert p.threads == 3 and p.policy.max_repeats == 7
+    p = load_plugin("cpu", threads=3, max_repeats=17)
+    assert p.threads == 3 and p.policy.max_repeats == 17
 
 
 def test_unknown_plugin_lists_the_installed_ones():
