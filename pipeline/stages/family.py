@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from . import validate
 from ._util import memo, read_json, write_json
 
 __all__ = ["run"]
+
+log = logging.getLogger("switchnas")
 
 
 def run(ctx: Context) -> Artifact:
@@ -31,6 +34,11 @@ def _run(ctx: Context) -> Artifact:
                           np.asarray([r["accuracy"] for r in rows]), int(ctx.cfg.family.k))
         members = [{"id": f"m{j}", "validated_index": int(i), **rows[i]}
                    for j, i in enumerate(idx)]
+        k = int(ctx.cfg.family.k)
+        if len(members) < k:
+            log.warning("family: the measured Pareto front has %d point(s), fewer than "
+                        "family.k=%d; measure more of the predicted front (validate.n) for "
+                        "a larger family", len(members), k)
         write_json(tmp / "family.json", {"metric": measured["metric"],
                                          "hardware": measured["hardware"], "members": members})
         return {"k": len(members)}

@@ -31,7 +31,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_tiny_run_writes_bundle_and_reports(tiny_run: tuple[Path, str]) -> None:
     run_dir, out = tiny_run
     manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
-    assert len(manifest["members"]) >= 2
+    # the measured front of a tiny run can be a single point (noise decides)
+    family = json.loads((run_dir / "family" / "family.json").read_text())["members"]
+    assert 1 <= len(manifest["members"]) == len(family) <= 3
+    assert [m["id"] for m in manifest["members"]] == [m["id"] for m in family]
     for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
         assert (run_dir / stage / "stage.json").is_file(), stage
     assert (run_dir / "validate" / "pareto.png").stat().st_size > 1000
