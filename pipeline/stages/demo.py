@@ -27,7 +27,7 @@ def run(ctx: Context) -> dict[str, Any]:
     dcfg = ctx.cfg.runtime_demo
     target = dcfg.target_ms
     if target is None:  # the slowest member fits at no load, not under the trace's peak
-        target = 1.1 * max(m.latency_ms for m in members)
+        target = 1.25 * max(m.latency_ms for m in members)
     if float(target) <= 0:
         raise ConfigError(f"runtime_demo.target_ms={target}: must be > 0")
     load_trace = list(dcfg.load)
