@@ -218,7 +218,7 @@ class OFASuperNet(nn.Module):
     def used_weight_slices(self, configs: Iterable[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """Copies of the leading slices of every state tensor that any of ``configs``
         reads (the union of :meth:`used_extents`); untouched tensors are left out.
-        :meth:`load_weight_slices` puts them back into a freshly built super-net."""
+        ``switchnas.runtime`` copies them back into a freshly built super-net."""
         union: dict[str, tuple[int, ...]] = {}
         for cfg in configs:
             for n, s in self.used_extents(cfg).items():
@@ -227,22 +227,6 @@ class OFASuperNet(nn.Module):
         state = self.state_dict()
         return {n: state[n][tuple(slice(0, k) for k in s)].detach().clone()
                 for n, s in union.items()}
-
-    def load_weight_slices(self, slices: Mapping[str, torch.Tensor]) -> None:
-        """Copy each tensor of ``slices`` into the leading slice of the same-named state
-        tensor. Raises ``ValueError`` naming a key that does not exist or a slice larger
-        than its tensor, before anything is copied."""
-        state = self.state_dict()
-        for n, t in slices.items():
-            if n not in state:
-                raise ValueError(f"weight slice {n!r} names no tensor of {type(self).__name__}")
-            full = tuple(state[n].shape)
-            if t.dim() != len(full) or any(a > b for a, b in zip(t.shape, full, strict=True)):
-                raise ValueError(f"weight slice {n!r} has shape {tuple(t.shape)}, which does "
-                                 f"not fit the tensor's shape {full}")
-        with torch.no_grad():
-            for n, t in slices.items():
-                state[n][tuple(slice(0, k) for k in t.shape)].copy_(t)
 
 
 def load_ofa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
