@@ -9,6 +9,14 @@ their heavy dependencies (onnxruntime, CUDA, NVML) only when used.
 from __future__ import annotations
 
 from .base import HardwarePlugin, Measurement, describe_key
+from .batch import (
+    BatchPolicy,
+    BatchResult,
+    Timer,
+    measure_batch,
+    measure_interleaved,
+    measure_workloads,
+)
 from .measure import MeasurementError, MeasurementWarning, TimingPolicy, measure_samples
 from .registry import (
     available_plugins,
@@ -19,16 +27,22 @@ from .registry import (
 )
 
 __all__ = [
+    "BatchPolicy",
+    "BatchResult",
     "HardwarePlugin",
     "Measurement",
     "MeasurementError",
     "MeasurementWarning",
+    "Timer",
     "TimingPolicy",
     "available_plugins",
     "describe_key",
     "entry_point_plugins",
     "hydra_searchpath_entries",
     "load_plugin",
+    "measure_batch",
+    "measure_interleaved",
     "measure_samples",
+    "measure_workloads",
     "validate_plugin",
 ]

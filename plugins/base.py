@@ -29,6 +29,10 @@ class Measurement:
             raise ValueError("a Measurement needs at least one latency sample")
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise ValueError(f"latency samples must be finite and >= 0 ms, got {list(arr)}")
+        e = self.energy_mj
+        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float, np.number))
+                              or not np.isfinite(e) or e < 0):
+            raise ValueError(f"energy_mj must be None or a finite number >= 0 mJ, got {e!r}")
 
     @property
     def median_ms(self) -> float:
@@ -58,7 +62,21 @@ class Measurement:
 
 @runtime_checkable
 class HardwarePlugin(Protocol):
-    """Measures sub-networks on one hardware target."""
+    """Measures sub-networks on one hardware target.
+
+    Optional parts (checked where used, not required by :func:`validate_plugin`):
+
+    * ``measure_batch(workloads, *, reference=None, policy=None, progress=False)
+      -> BatchResult``: measure ``(module, example_input)`` pairs together. Timing plugins
+      implement it by preparing a :data:`~switchnas.plugins.batch.Timer` per workload
+      (a public ``prepare(module, example_input) -> Timer``) and calling
+      :func:`~switchnas.plugins.batch.measure_workloads` (the interleaved-reference
+      protocol). Without it, :func:`~switchnas.plugins.batch.measure_batch` loops over
+      ``measure()`` under a watchdog.
+    * ``deterministic = True``: the plugin computes rather than times (lookup tables,
+      analytic cost); batches then skip the reference and the rounds.
+    * ``operating_points()`` / ``set_operating_point()`` for DVFS.
+    """
 
     name: str
 

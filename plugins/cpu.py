@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from .base import Measurement
+from .batch import BatchPolicy, BatchResult, Timer, measure_workloads
+from .conditions import governors, snapshot
 from .measure import (
     TimingPolicy,
     call_module,
@@ -38,7 +41,9 @@ class CPUPlugin:
 
     The module runs in eval mode under ``torch.inference_mode()`` with
     ``torch.set_num_threads(threads)`` pinned for the measurement (and restored after).
-    The leading dimension of each input tensor is set to ``batch_size``.
+    The leading dimension of each input tensor is set to ``batch_size``. ``measure`` times
+    one module alone (the timing policy below); ``measure_batch`` times many together
+    with the interleaved-reference protocol of :mod:`switchnas.plugins.batch`.
 
     Args:
         threads: intra-op threads.
@@ -65,9 +70,11 @@ class CPUPlugin:
             sample_timeout_s=sample_timeout_s, max_timeouts=max_timeouts)
 
     def describe(self) -> dict[str, Any]:
+        """The target: CPU model, threads, batch size, torch version and, where Linux tells,
+        the frequency governor (stable; volatile conditions go into a batch's record)."""
         import torch
 
-        return {
+        desc: dict[str, Any] = {
             "plugin": self.name,
             "device": cpu_model(),
             "machine": platform.machine(),
@@ -76,6 +83,54 @@ class CPUPlugin:
             "torch": torch.__version__.split("+")[0],
             "backend": "torch-eager",
         }
+        govs = governors(snapshot())
+        if govs:  # left out where unreadable, so keys stay as they were on such machines
+            desc["governor"] = ",".join(govs)
+        return desc
+
+    def prepare(self, module: Any, example_input: Any) -> Timer:
+        """Eval mode and the batch size applied; returns one timed run of the module.
+
+        The module is left in eval mode (``measure_batch`` restores training mode). Run the
+        timer on a thread whose torch threads are pinned (``measure_batch`` does).
+        """
+        import torch
+
+        x = with_batch_size(example_input, self.batch_size)
+        if isinstance(module, torch.nn.Module):
+            module.eval()
+
+        def timer() -> float:
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                call_module(module, x)
+                return (time.perf_counter() - t0) * 1e3
+
+        return timer
+
+    def measure_batch(self, workloads: Sequence[tuple[Any, Any]], *,
+                      reference: tuple[Any, Any] | None = None,
+                      policy: BatchPolicy | None = None, progress: bool = False
+                      ) -> BatchResult:
+        """Measure ``(module, example_input)`` pairs together, interleaved with a reference
+        (see :func:`switchnas.plugins.batch.measure_workloads`); threads pinned on the
+        measuring thread and restored after."""
+        import torch
+
+        previous_threads = torch.get_num_threads()
+
+        def init() -> None:
+            torch.set_num_threads(self.threads)
+
+        torch.set_num_threads(self.threads)
+        try:
+            result = measure_workloads(self.prepare, workloads, reference=reference,
+                                       policy=policy, name=self.name, progress=progress,
+                                       worker_init=init)
+        finally:
+            torch.set_num_threads(previous_threads)
+        result.protocol["threads"] = self.threads
+        return result
 
     def measure(self, module: Any, example_input: Any) -> Measurement:
         import torch

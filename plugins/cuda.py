@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .base import Measurement
+from .batch import BatchPolicy, BatchResult, Timer, measure_workloads
 from .measure import (
     MeasurementError,
     TimingPolicy,
@@ -123,7 +125,8 @@ class CUDAPlugin:
             "cudnn": torch.backends.cudnn.version(),
         }
 
-    def measure(self, module: Any, example_input: Any) -> Measurement:
+    def _to_device(self, module: Any, example_input: Any) -> tuple[Any, Any, Any]:
+        """A copy of ``module`` on the device in eval mode and the input there: (model, xs, x)."""
         import torch
 
         _require_cuda(self.device)
@@ -137,11 +140,13 @@ class CUDAPlugin:
         except Exception as exc:
             raise MeasurementError(f"hardware plugin {self.name}: cannot move the module or "
                                    f"its input to {dev}: {exc}") from exc
+        return model, xs, x
 
-        def init() -> None:
-            torch.cuda.set_device(dev)
+    @staticmethod
+    def _timer(model: Any, xs: Any) -> Timer:
+        import torch
 
-        def sample() -> float:
+        def timer() -> float:
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             with torch.inference_mode():
@@ -151,13 +156,78 @@ class CUDAPlugin:
             end.synchronize()
             return float(start.elapsed_time(end))
 
-        m = measure_samples(sample, self.policy, name=self.name, worker_init=init)
+        return timer
+
+    def prepare(self, module: Any, example_input: Any) -> Timer:
+        """Copy ``module`` (eval mode) and its input (batch size applied) to the device;
+        returns one run timed with CUDA events. The caller's module is not touched.
+
+        Raises:
+            MeasurementError: the module or input cannot be moved to the device.
+        """
+        model, xs, _ = self._to_device(module, example_input)
+        return self._timer(model, xs)
+
+    def measure(self, module: Any, example_input: Any) -> Measurement:
+        import torch
+
+        model, xs, x = self._to_device(module, example_input)
+        dev = torch.device("cuda", self.device)
+
+        def init() -> None:
+            torch.cuda.set_device(dev)
+
+        m = measure_samples(self._timer(model, xs), self.policy, name=self.name,
+                            worker_init=init)
         m.meta["input_shapes"] = input_shapes(x)
         if not self.energy:
             return m
         energy, info = self._measure_energy(model, xs, dev)
         m.meta.update(info)
         return Measurement(samples_ms=m.samples_ms, energy_mj=energy, meta=m.meta)
+
+    def measure_batch(self, workloads: Sequence[tuple[Any, Any]], *,
+                      reference: tuple[Any, Any] | None = None,
+                      policy: BatchPolicy | None = None, progress: bool = False
+                      ) -> BatchResult:
+        """Measure ``(module, example_input)`` pairs together, interleaved with a reference
+        (see :func:`switchnas.plugins.batch.measure_workloads`); with ``energy=True`` each
+        kept row then gets an energy phase of its own.
+
+        Raises:
+            ValueError: ``policy.isolation == "process"`` (CUDA cannot run in a forked
+                child of a process that initialised it).
+        """
+        import torch
+
+        if policy is not None and policy.isolation == "process":
+            raise ValueError("cuda plugin: isolation='process' is not supported (CUDA cannot "
+                             "be used in a forked worker); use isolation='thread'")
+        dev = torch.device("cuda", self.device)
+        # One entry per prepare() call, in order: the workloads first, then the reference.
+        on_device: list[tuple[Any, Any] | None] = []
+
+        def prepare(module: Any, example_input: Any) -> Timer:
+            on_device.append(None)
+            model, xs, _ = self._to_device(module, example_input)
+            on_device[-1] = (model, xs)
+            return self._timer(model, xs)
+
+        def init() -> None:
+            torch.cuda.set_device(dev)
+
+        result = measure_workloads(prepare, workloads, reference=reference, policy=policy,
+                                   name=self.name, progress=progress, worker_init=init)
+        if self.energy:
+            for i, m in enumerate(result.measurements):
+                placed = on_device[i] if i < len(on_device) else None
+                if m is None or placed is None:
+                    continue
+                model, xs = placed
+                energy, info = self._measure_energy(model, xs, dev)
+                result.measurements[i] = Measurement(samples_ms=m.samples_ms, energy_mj=energy,
+                                                     meta={**m.meta, **info})
+        return result
 
     def _measure_energy(self, model: Any, xs: Any, dev: Any) -> tuple[float | None, dict]:
         import torch

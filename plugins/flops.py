@@ -95,6 +95,8 @@ class FlopsPlugin:
     """
 
     name = "flops"
+    #: computed, not timed: batches skip the reference and the rounds
+    deterministic = True
 
     def __init__(self, *, gmacs_per_s: float = 1.0, batch_size: int = 1):
         if not gmacs_per_s > 0 or batch_size < 1:

@@ -152,6 +152,8 @@ class LUTPlugin:
     """
 
     name = "lut"
+    #: computed, not timed: batches skip the reference and the rounds
+    deterministic = True
 
     def __init__(self, *, tables: str, device: str = "unknown"):
         self.tables = tables

@@ -12,9 +12,11 @@ import platform
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from .base import Measurement
+from .batch import BatchPolicy, BatchResult, Timer, measure_workloads
 from .cpu import cpu_model
 from .measure import (
     MeasurementError,
@@ -125,12 +127,11 @@ class OnnxRuntimePlugin:
                               opset_version=self.opset, dynamo=self._dynamo,
                               do_constant_folding=True)
 
-    def measure(self, module: Any, example_input: Any) -> Measurement:
+    def _session(self, module: Any, inputs: tuple[Any, ...]) -> tuple[Any, float]:
+        """Export ``module`` and open an ONNX Runtime session on it; (session, export s)."""
         import onnxruntime as ort
         import torch
 
-        x = with_batch_size(example_input, self.batch_size)
-        inputs = x if isinstance(x, tuple) else (x,)
         was_training = getattr(module, "training", None)
         if isinstance(module, torch.nn.Module):
             module.eval()
@@ -163,7 +164,34 @@ class OnnxRuntimePlugin:
             except Exception as exc:
                 raise MeasurementError(f"hardware plugin {self.name}: ONNX Runtime cannot load "
                                        f"the exported model: {exc}") from exc
-        feeds = {i.name: t.detach().cpu().numpy() for i, t in zip(sess.get_inputs(), inputs, strict=True)}
+        return sess, export_s
+
+    def prepare(self, module: Any, example_input: Any) -> Timer:
+        """Export ``module`` at ``example_input``'s shapes (batch size applied), open the
+        session; returns one timed ``session.run``. The module's training mode is kept.
+
+        Raises:
+            MeasurementError: the export or the session failed.
+        """
+        x = with_batch_size(example_input, self.batch_size)
+        inputs = x if isinstance(x, tuple) else (x,)
+        sess, _ = self._session(module, inputs)
+        feeds = {i.name: t.detach().cpu().numpy()
+                 for i, t in zip(sess.get_inputs(), inputs, strict=True)}
+
+        def timer() -> float:
+            t = time.perf_counter()
+            sess.run(None, feeds)
+            return (time.perf_counter() - t) * 1e3
+
+        return timer
+
+    def measure(self, module: Any, example_input: Any) -> Measurement:
+        x = with_batch_size(example_input, self.batch_size)
+        inputs = x if isinstance(x, tuple) else (x,)
+        sess, export_s = self._session(module, inputs)
+        feeds = {i.name: t.detach().cpu().numpy()
+                 for i, t in zip(sess.get_inputs(), inputs, strict=True)}
 
         def sample() -> float:
             t = time.perf_counter()
@@ -174,3 +202,13 @@ class OnnxRuntimePlugin:
         m.meta.update(export_s=round(export_s, 4), input_shapes=input_shapes(x))
         return m
 
+    def measure_batch(self, workloads: Sequence[tuple[Any, Any]], *,
+                      reference: tuple[Any, Any] | None = None,
+                      policy: BatchPolicy | None = None, progress: bool = False
+                      ) -> BatchResult:
+        """Export every workload, then time the sessions together, interleaved with a
+        reference (see :func:`switchnas.plugins.batch.measure_workloads`)."""
+        result = measure_workloads(self.prepare, workloads, reference=reference,
+                                   policy=policy, name=self.name, progress=progress)
+        result.protocol["threads"] = self.threads
+        return result

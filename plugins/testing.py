@@ -12,8 +12,10 @@ Subclass it in your plugin's tests and override the ``plugin`` fixture::
 
 Override ``module`` and ``example_input`` too if your plugin only measures some kinds
 of network, and set ``runs_module = False`` if it never calls the module (a lookup table),
-``supports_tuple_input = False`` if it takes one tensor only. The tests never assert on
-wall-clock time. Importing this module needs ``pytest`` and ``torch``.
+``supports_tuple_input = False`` if it takes one tensor only. The batch path
+(:func:`switchnas.plugins.batch.measure_batch`: the plugin's own ``measure_batch``, or the
+default loop over ``measure()``) is tested with ``batch_policy``, a short policy you may
+override. The tests never assert on wall-clock time. Importing this module needs ``pytest`` and ``torch``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from .base import HardwarePlugin, Measurement, describe_key
+from .batch import BatchPolicy, measure_batch
 from .registry import validate_plugin
 
 __all__ = ["HardwarePluginTestSuite", "RaisingModule", "TwoInputModule", "tiny_convnet"]
@@ -70,6 +73,9 @@ class HardwarePluginTestSuite:
     runs_module: bool = True
     #: the plugin accepts a tuple of tensors as ``example_input``
     supports_tuple_input: bool = True
+    #: the policy of the batch-path test (short: 2 rounds of 1 warm-up + 2 timed runs)
+    batch_policy: BatchPolicy = BatchPolicy(rounds=2, max_rounds=2, runs_per_visit=2,
+                                            warmup_runs=1, max_seconds=60.0)
 
     @pytest.fixture
     def plugin(self) -> HardwarePlugin:
@@ -138,3 +144,17 @@ class HardwarePluginTestSuite:
         # The error must carry the module's own message, not a bare "measurement failed".
         with pytest.raises(Exception, match="boom"):
             plugin.measure(RaisingModule().eval(), example_input)
+
+    def test_batch_path_measures_every_workload(
+        self, plugin: HardwarePlugin, module: Any, example_input: Any
+    ) -> None:
+        res = measure_batch(plugin, [(module, example_input), (module, example_input)],
+                            policy=self.batch_policy)
+        assert len(res.measurements) == 2 and res.failures == [None, None]
+        for m in res.measurements:
+            assert isinstance(m, Measurement)
+            assert all(math.isfinite(s) and s > 0 for s in m.samples_ms)
+        assert res.protocol.get("name") in ("interleaved-reference", "independent",
+                                            "deterministic")
+        assert not any(res.warnings.values()), f"samples were dropped: {res.warnings}"
+        json.dumps(res.to_dict())

@@ -5,6 +5,10 @@ latency summary (``median_ms``, ``p10_ms``, ``p90_ms``, ``samples_ms``, optional
 ``energy_mj``). The ``key`` is the plugin description the numbers came from; datasets
 with different keys never merge, so numbers from different machines, thread counts or
 library versions never end up in one fit.
+
+``meta`` records how the rows were measured: the protocol, the reference's drift, the
+repeatability (noise floor), the machine's conditions and the counted warnings of the batch
+(:meth:`MeasurementDataset.from_batch`). Files written before ``meta`` existed still load.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from ..plugins.base import describe_key
 
 if TYPE_CHECKING:  # supernets.base imports torch; a dataset does not need it
+    from ..plugins.batch import BatchResult
     from ..supernets.base import SearchSpace
 
 __all__ = ["MeasurementDataset", "FORMAT_VERSION"]
@@ -36,13 +41,52 @@ class MeasurementDataset:
         key: the plugin's ``describe()`` (JSON-able dict) the rows were measured with.
         rows: dicts with at least ``config``, ``median_ms``, ``p10_ms``, ``p90_ms`` and
             ``samples_ms``; other entries (``energy_mj``, ``meta``) are kept.
+        meta: how the rows were measured (JSON-able; see :meth:`from_batch`).
     """
 
-    def __init__(self, key: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] | None = None):
+    def __init__(self, key: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] | None = None,
+                 meta: Mapping[str, Any] | None = None):
         self.key: dict[str, Any] = json.loads(json.dumps(dict(key), sort_keys=True, default=str))
         self.rows: list[dict[str, Any]] = []
         for i, r in enumerate(rows or []):
             self.rows.append(_check_row(r, i))
+        if meta is not None and not isinstance(meta, Mapping):
+            raise ValueError(f"dataset meta must be a mapping, got {type(meta).__name__}")
+        self.meta: dict[str, Any] = json.loads(json.dumps(dict(meta or {}), default=str))
+
+    @classmethod
+    def from_batch(cls, key: Mapping[str, Any], configs: Sequence[Mapping[str, Any]],
+                   result: BatchResult) -> MeasurementDataset:
+        """A dataset of the rows a batch kept, with the batch's record as ``meta``.
+
+        Args:
+            key: the plugin's ``describe()``.
+            configs: one config per workload of the batch, in its order.
+            result: the :class:`~switchnas.plugins.batch.BatchResult`.
+
+        Returns:
+            A dataset with one row per kept workload (dropped ones are skipped) and ``meta``
+            holding ``protocol``, ``reference_ms`` (the drift record), ``repeatability``,
+            ``conditions``, ``warnings``, ``elapsed_s``, ``dropped`` (their number) and
+            ``failures`` (``{"index", "config", "reason"}`` per dropped row).
+
+        Raises:
+            ValueError: ``configs`` and the batch's rows differ in number.
+        """
+        if len(configs) != len(result.measurements):
+            raise ValueError(f"from_batch: {len(configs)} configs for a batch of "
+                             f"{len(result.measurements)} workloads; they must match")
+        record = result.to_dict()
+        failures = [{"index": i, "config": dict(c), "reason": result.failures[i]}
+                    for i, (c, m) in enumerate(zip(configs, result.measurements, strict=True))
+                    if m is None]
+        meta = {k: record[k] for k in ("protocol", "reference_ms", "repeatability",
+                                       "conditions", "warnings", "elapsed_s")}
+        ds = cls(key, [], meta={**meta, "dropped": len(failures), "failures": failures})
+        for c, m in zip(configs, result.measurements, strict=True):
+            if m is not None:
+                ds.add(c, m)
+        return ds
 
     # -- building -------------------------------------------------------------------------
     def add(self, config: Mapping[str, Any], measurement: Any) -> None:
@@ -59,13 +103,16 @@ class MeasurementDataset:
         self.rows.append(_check_row(summary, len(self.rows)))
 
     def merge(self, other: MeasurementDataset) -> MeasurementDataset:
-        """A new dataset with the rows of both; refuses datasets of different keys."""
+        """A new dataset with the rows of both; refuses datasets of different keys. The
+        ``meta`` of both is kept (``{"merged": [a, b]}`` when both have one)."""
         if other.key != self.key:
             raise ValueError(
                 "cannot merge measurements from different hardware descriptions: "
                 f"{json.dumps(self.key, sort_keys=True)} (key {describe_key(self.key)}) vs "
                 f"{json.dumps(other.key, sort_keys=True)} (key {describe_key(other.key)})")
-        return MeasurementDataset(self.key, self.rows + other.rows)
+        metas = [m for m in (self.meta, other.meta) if m]
+        meta = metas[0] if len(metas) == 1 else {"merged": metas} if metas else {}
+        return MeasurementDataset(self.key, self.rows + other.rows, meta)
 
     # -- access ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -105,7 +152,7 @@ class MeasurementDataset:
     # -- files ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "key": self.key, "key_hash": self.key_hash,
-                "rows": self.rows}
+                "meta": self.meta, "rows": self.rows}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write JSON atomically (temporary file in the same folder, then rename)."""
@@ -133,7 +180,10 @@ class MeasurementDataset:
         if data.get("format", FORMAT_VERSION) != FORMAT_VERSION:
             raise ValueError(f"{str(p)!r} has format {data.get('format')!r}; this version "
                              f"reads format {FORMAT_VERSION}")
-        return cls(data["key"], data["rows"])
+        meta = data.get("meta") or {}  # files written before meta existed have none
+        if not isinstance(meta, dict):
+            raise ValueError(f"{str(p)!r}: 'meta' must be an object, got {type(meta).__name__}")
+        return cls(data["key"], data["rows"], meta)
 
     def __repr__(self) -> str:
         return f"MeasurementDataset(key={self.key_hash}, rows={len(self.rows)})"

@@ -91,3 +91,18 @@ def test_hung_run_is_dropped_and_the_measurement_goes_on():
     finally:
         release.set()
     assert m.meta["timeouts"] == 1 and len(m.samples_ms) >= 1
+
+
+def test_describe_holds_no_volatile_conditions():
+    d = CPUPlugin().describe()
+    text = str(d).lower()
+    assert not any(word in text for word in ("khz", "load", "steal", "affinity"))
+    assert d == CPUPlugin().describe()
+
+
+def test_prepare_gives_a_timer_in_ms():
+    module = torch.nn.Linear(4, 4).train()
+    timer = CPUPlugin(batch_size=2).prepare(module, torch.randn(1, 4))
+    assert not module.training  # prepare sets eval mode; measure_batch restores it
+    ms = timer()
+    assert isinstance(ms, float) and ms > 0

@@ -72,3 +72,54 @@ def test_load_refuses_garbage(tmp_path: Path) -> None:
     p.write_text(json.dumps({"format": 99, "key": {}, "rows": []}))
     with pytest.raises(ValueError, match="format"):
         MeasurementDataset.load(p)
+
+
+def _batch(n: int = 4):
+    from switchnas.plugins.batch import BatchPolicy, measure_interleaved
+
+    timers = [(lambda v=v: v) for v in (1.0, 2.0, 3.0, 4.0)[:n]]
+    timers[1] = lambda: 1 / 0  # this row is dropped
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return measure_interleaved(timers, lambda: 2.0,
+                                   BatchPolicy(rounds=2, max_rounds=2, runs_per_visit=1,
+                                               max_failures=1))
+
+
+def test_from_batch_keeps_rows_and_the_record(tmp_path: Path) -> None:
+    result = _batch()
+    configs = [{"k": [3, 3], "r": 128}, {"k": [5, 5], "r": 128}, {"k": [7, 7], "r": 128},
+               {"k": [3, 5], "r": 160}]
+    ds = MeasurementDataset.from_batch(KEY, configs, result)
+    assert len(ds) == 3 and ds.configs() == [configs[0], configs[2], configs[3]]
+    assert ds.y().tolist() == pytest.approx([1.0, 3.0, 4.0])
+    assert ds.rows[0]["meta"]["n_rounds"] == 2 and "ci_low_ms" in ds.rows[0]["meta"]
+    meta = ds.meta
+    assert meta["dropped"] == 1 and meta["failures"][0]["index"] == 1
+    assert "ZeroDivisionError" in meta["failures"][0]["reason"]
+    assert meta["protocol"]["name"] == "interleaved-reference"
+    assert meta["warnings"]["raised"] == 2 and len(meta["reference_ms"]) == 2 * (4 + 1)
+    assert set(meta["repeatability"]) >= {"kendall", "rel_error", "noise_floor"}
+    assert "overloaded" in meta["conditions"]
+    back = MeasurementDataset.load(ds.save(tmp_path / "lat.json"))
+    assert back.meta == meta and back.rows == ds.rows
+    with pytest.raises(ValueError, match="3 configs for a batch of 4"):
+        MeasurementDataset.from_batch(KEY, configs[:3], result)
+
+
+def test_files_without_meta_still_load(tmp_path: Path) -> None:
+    data = _ds(2).to_dict()
+    del data["meta"]
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(data))
+    back = MeasurementDataset.load(p)
+    assert back.meta == {} and len(back) == 2
+
+
+def test_merge_keeps_both_metas() -> None:
+    a = MeasurementDataset(KEY, _ds(1).rows, meta={"protocol": {"name": "a"}})
+    b = MeasurementDataset(KEY, _ds(2).rows, meta={"protocol": {"name": "b"}})
+    assert a.merge(b).meta == {"merged": [a.meta, b.meta]}
+    assert a.merge(_ds(1)).meta == a.meta

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from switchnas.plugins.base import Measurement
+from switchnas.plugins.batch import BatchPolicy, BatchResult, Timer, measure_workloads
 from switchnas.plugins.measure import (
     MeasurementError,
     TimingPolicy,
@@ -22,8 +24,9 @@ class MyBoardPlugin:
     Args:
         threads: intra-op threads while measuring.
         batch_size: batch size of the measured input.
-        warmup, min_repeats, max_repeats, max_seconds: the timing policy
-            (see ``switchnas.plugins.measure.TimingPolicy``).
+        warmup, min_repeats, max_repeats, max_seconds: the timing policy of ``measure``
+            (see ``switchnas.plugins.measure.TimingPolicy``); batches follow the
+            ``BatchPolicy`` they are given.
     """
 
     name = "myboard"
@@ -61,32 +64,64 @@ class MyBoardPlugin:
         return (time.perf_counter() - t0) * 1e3
 
     # -------------------------------------------------------------------------------------
-    def measure(self, module: Any, example_input: Any) -> Measurement:
+    def prepare(self, module: Any, example_input: Any) -> Timer:
+        """Eval mode, batch size and ``_prepare`` applied; returns one timed run.
+
+        Raises:
+            MeasurementError: ``_prepare`` failed.
+        """
         import torch
 
         x = with_batch_size(example_input, self.batch_size)
         inputs = x if isinstance(x, tuple) else (x,)
-        was_training = bool(getattr(module, "training", False))
-        previous_threads = torch.get_num_threads()
+        if isinstance(module, torch.nn.Module):
+            module.eval()  # inference latency; batch-norm statistics stay untouched
+        try:
+            with torch.no_grad():
+                prepared = self._prepare(module, inputs)
+        except Exception as exc:
+            raise MeasurementError(f"hardware plugin {self.name}: cannot prepare "
+                                   f"{type(module).__name__}: {exc}") from exc
 
-        def pin_threads() -> None:  # runs on the measuring thread
-            torch.set_num_threads(self.threads)
-
-        def sample() -> float:
+        def timer() -> float:
             with torch.inference_mode():
                 return self._run_once(prepared, inputs)
 
-        module.eval()  # inference latency; batch-norm statistics stay untouched
+        return timer
+
+    def _pin_threads(self) -> None:  # runs on the measuring thread
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+    def measure(self, module: Any, example_input: Any) -> Measurement:
+        """One module alone (single-module users)."""
+        import torch
+
+        was_training = bool(getattr(module, "training", False))
+        previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            try:
-                with torch.no_grad():
-                    prepared = self._prepare(module, inputs)
-            except Exception as exc:
-                raise MeasurementError(f"hardware plugin {self.name}: cannot prepare "
-                                       f"{type(module).__name__}: {exc}") from exc
-            return measure_samples(sample, self.policy, name=self.name,
-                                   worker_init=pin_threads)
+            return measure_samples(self.prepare(module, example_input), self.policy,
+                                   name=self.name, worker_init=self._pin_threads)
         finally:
             torch.set_num_threads(previous_threads)
-            module.train(was_training)
+            if was_training:
+                module.train()
+
+    def measure_batch(self, workloads: Sequence[tuple[Any, Any]], *,
+                      reference: tuple[Any, Any] | None = None,
+                      policy: BatchPolicy | None = None, progress: bool = False
+                      ) -> BatchResult:
+        """Many modules together, each paired in time with a reference (what ``switchnas
+        profile`` and ``validate`` call): the shared protocol does the rest."""
+        import torch
+
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return measure_workloads(self.prepare, workloads, reference=reference,
+                                     policy=policy, name=self.name, progress=progress,
+                                     worker_init=self._pin_threads)
+        finally:
+            torch.set_num_threads(previous_threads)
