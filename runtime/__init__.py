@@ -8,6 +8,10 @@ Needs only torch, numpy and safetensors (plus the super-net's own module, e.g. `
     bundle.activate(member)
     y = bundle(x)
 
+A bundle names its super-net by a registered name (entry-point group
+``switchnas.supernets``, or :func:`register_supernet` at run time), never by an import
+path; see ``SECURITY.md`` for what :func:`load` checks and what it trusts.
+
 Importing this package is light: the torch-based parts load on first use, so
 :mod:`switchnas.runtime.onnx` runs ONNX members on a device with only onnxruntime.
 """
@@ -18,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._manifest import FORMAT, FORMAT_VERSION, BundleError
+from ._registry import available_supernets, get_supernet, register_supernet, supernet_name
 from .selectors import (
     MemberInfo,
     Selector,
@@ -40,11 +45,15 @@ __all__ = [
     "MemberInfo",
     "Selector",
     "available_selectors",
+    "available_supernets",
     "get_selector",
+    "get_supernet",
     "load",
     "make_selector",
     "pack_bundle",
     "register_selector",
+    "register_supernet",
+    "supernet_name",
     "write_bundle",
 ]
 

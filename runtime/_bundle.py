@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib
 import json
 import os
 import tarfile
@@ -17,20 +15,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ._manifest import (
-    MANIFEST,
-    SHARED_PREFIX,
-    WEIGHTS,
-    BundleError,
-    bn_prefix,
-    sha256_file,
-    validate_manifest,
-)
+from ._integrity import compare_fingerprints, fingerprint, plan_layout, probe_input
+from ._manifest import MANIFEST, SHARED_PREFIX, WEIGHTS, BundleError, bn_prefix
+from ._registry import check_kwargs, get_supernet, import_target
+from ._slices import copy_slices, slice_views
+from ._source import DTYPE_NAMES, Folder, open_source
 
-__all__ = ["Bundle", "Member", "load", "pack_bundle"]
+__all__ = ["Bundle", "Member", "load", "pack_bundle", "resolve_supernet"]
 
 SwitchMode = Literal["extracted", "inplace"]
-_MAX_MANIFEST_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ class Bundle:
         if self.cache < 1:
             raise ValueError(f"cache must be >= 1 (members kept extracted), got {cache!r}")
         # (destination view, source) pairs per member: a switch is then only copies
-        self._bn_views = {m.id: _slice_views(supernet, bn[m.id]) for m in members}
+        self._bn_views = {m.id: slice_views(supernet, bn[m.id]) for m in members}
         if switch == "extracted":
             for m in members[:self.cache]:
                 self._modules[m.id] = self._extract(m)
@@ -215,238 +208,266 @@ class Bundle:
 
 
 # -- loading -------------------------------------------------------------------------------
+#: the super-net built from a manifest may hold at most this many bytes, or
+#: SIZE_RATIO times the bundle's weights file, whichever is larger
+MIN_SUPERNET_BYTES = 512 << 20
+SIZE_RATIO = 64
+#: elements of one member's probe input (batch 2)
+MAX_PROBE_ELEMENTS = 1 << 24
+
+
 def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
-         switch: SwitchMode = "extracted", cache: int | None = None,
+         switch: SwitchMode = "extracted", cache: int | None = None, verify: bool = True,
          trust_target: bool = False) -> Bundle:
     """Load a bundle folder written by :func:`switchnas.runtime.write_bundle`.
 
-    The manifest's schema and format version and every file's size and SHA-256 are checked
-    before any weight is read; nothing is kept from a bundle that fails a check.
+    Nothing the bundle names is imported or called: its super-net is a registered name
+    (``switchnas.supernets`` entry points, :func:`register_supernet`). In order, before
+    any weight is read: the manifest is parsed with limits and validated; every file's
+    size and SHA-256 are checked; the super-net class is looked up and checked, its
+    keyword arguments checked against its signature and bounds; it is built on the
+    ``meta`` device (no memory) to size it, validate every member's config and compute
+    the exact shape and dtype of every tensor the members read; the weights file's
+    header is checked against those before safetensors reads it. Then the super-net is
+    built, filled, and (``verify``) each member's output on its probe input is compared
+    with the fingerprint recorded at export. See ``SECURITY.md``.
 
     Args:
         path: the bundle folder, or a single-file archive of it (:func:`pack_bundle`).
         device: where the weights go.
         switch: ``"extracted"`` or ``"inplace"`` (see :class:`Bundle`).
         cache: in ``"extracted"`` mode, how many members to keep extracted (default all).
-        trust_target: allow a super-net class outside ``switchnas.*`` and the
-            ``switchnas.supernets`` entry points (importing it runs its module's code).
+        verify: compare each member's output on its probe input (one forward per member,
+            on the CPU) with the fingerprint recorded at export; ``False`` skips it.
+        trust_target: also accept a manifest naming its super-net by import path
+            (``{"target": "module:Class"}``). Importing runs that module's code: pass
+            ``True`` only for bundles from a source you trust as much as your own code.
 
     Raises:
-        BundleError: a missing, truncated, tampered, foreign or wrong-version bundle, or
-            weights that do not fit the super-net the manifest names.
+        BundleError: a missing, truncated, tampered, foreign, malformed or wrong-version
+            bundle, an unregistered super-net, arguments it does not take or out of
+            bounds, weights that do not cover its members exactly, or a member whose
+            output differs from its fingerprint. The message names the file, field or
+            member.
     """
     if switch not in ("extracted", "inplace"):
         raise ValueError(f"switch={switch!r}; choose 'extracted' or 'inplace'")
     root = Path(path)
-    src: _Folder | _Archive = _Archive(root) if root.is_file() else _Folder(root)
-    try:
-        manifest = json.loads(src.manifest().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"not a switchnas bundle: {src.where(MANIFEST)!r} is not valid "
-                          f"JSON ({exc})") from exc
-    validate_manifest(manifest)
+    src = open_source(root)
+    manifest = src.manifest
     for name, entry in manifest["files"].items():
-        size, digest = src.stat(name)
-        if size != entry["bytes"]:
-            raise BundleError(f"bundle file {src.where(name)!r} has {size} bytes, the "
-                              f"manifest says {entry['bytes']}: truncated or replaced")
-        if digest != entry["sha256"]:
-            raise BundleError(f"bundle file {src.where(name)!r} fails its SHA-256 check: it "
-                              "was modified or corrupted after the bundle was written")
-    tensors = src.tensors(WEIGHTS)
+        src.check(name, entry["bytes"], entry["sha256"])
 
-    net = build_supernet(manifest["supernet"], trust_target=trust_target)
+    cls, kwargs, what = resolve_supernet(manifest["supernet"], trust_target=trust_target)
+    plan = _plan(cls, kwargs, what, manifest)
+    header = src.header(WEIGHTS)
+    _check_header(header, plan, src.where(WEIGHTS), manifest)
+    tensors = src.tensors(WEIGHTS)
+    _check_loaded(tensors, header, src.where(WEIGHTS))
+
+    try:
+        net = cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - registered code refusing the arguments
+        raise BundleError(f"cannot build {what} with {kwargs!r:.300}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    shared = {k[len(SHARED_PREFIX):]: v for k, v in tensors.items()
+              if k.startswith(SHARED_PREFIX)}
+    copy_slices(net, shared)
     members = []
-    for e in manifest["members"]:
-        try:
-            cfg = net.space.validate(e["config"])
-        except ValueError as exc:
-            raise BundleError(f"member {e['id']!r}: {exc}") from exc
+    bn: dict[str, dict[str, torch.Tensor]] = {}
+    for e, cfg in zip(manifest["members"], plan.configs, strict=True):
         members.append(Member(id=e["id"], index=e["index"], config=cfg,
                               accuracy=float(e["accuracy"]),
                               latency_ms=float(e["latency_ms"]),
                               latency={k: float(v) for k, v in e["latency"].items()},
                               energy_mj=e.get("energy_mj")))
-    restore_weights(net, tensors, manifest)
+        p = bn_prefix(e["index"])
+        bn[e["id"]] = {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+    net.eval()
+    if verify:
+        _verify(net, members, bn, manifest)
     dev = torch.device(device)
-    net.to(dev).eval()
-    bn = {m.id: {k[len(bn_prefix(m.index)):]: v.to(dev) for k, v in tensors.items()
-                 if k.startswith(bn_prefix(m.index))} for m in members}
+    net.to(dev)
+    bn = {mid: {k: v.to(dev) for k, v in d.items()} for mid, d in bn.items()}
     return Bundle(supernet=net, members=members, bn=bn, manifest=manifest, path=root,
                   device=dev, switch=switch, cache=cache)
 
 
-class _Folder:
-    """A bundle folder: files are checked and read from disk."""
+def resolve_supernet(spec: Mapping[str, Any], *, trust_target: bool = False
+                     ) -> tuple[type, dict[str, Any], str]:
+    """The class a manifest's ``supernet`` entry names and its checked keyword arguments.
 
-    def __init__(self, root: Path):
-        self.root = root
-        if not root.is_dir() or not (root / MANIFEST).is_file():
-            raise BundleError(f"{str(root)!r} is not a bundle folder (no {MANIFEST}) nor a "
-                              "bundle archive")
+    ``{"name": ...}`` is looked up in the registry; ``{"target": "module:Class"}`` is
+    imported only with ``trust_target``. Nothing is instantiated.
 
-    def where(self, name: str) -> str:
-        return str(self.root / name)
+    Returns:
+        ``(class, kwargs, description for messages)``.
 
-    def manifest(self) -> bytes:
-        p = self.root / MANIFEST
-        if p.stat().st_size > _MAX_MANIFEST_BYTES:
-            raise BundleError(f"{str(p)!r} is too large to be a bundle manifest")
-        return p.read_bytes()
+    Raises:
+        BundleError: see :func:`load`.
+    """
+    if "name" in spec:
+        what = f"super-net {spec['name']!r}"
+        cls = get_supernet(str(spec["name"]))
+    else:
+        target = str(spec["target"])
+        what = f"super-net {target!r}"
+        if not trust_target:
+            raise BundleError(f"bundle names its super-net by the import path {target!r:.100}"
+                              " instead of a registered name; loading it would import and run "
+                              "that code. Pass trust_target=True only if you trust the "
+                              "bundle's source, or register the class and re-export")
+        cls = import_target(target)
+    return cls, check_kwargs(cls, spec["kwargs"], what), what
 
-    def stat(self, name: str) -> tuple[int, str]:
-        f = self.root / name
-        if not f.is_file():
-            raise BundleError(f"bundle file {str(f)!r} is missing")
-        return f.stat().st_size, sha256_file(f)
 
-    def tensors(self, name: str) -> dict[str, torch.Tensor]:
-        from safetensors import safe_open
+@dataclass
+class _Plan:
+    configs: list[dict[str, Any]]
+    shared: dict[str, tuple[int, ...]]
+    bn: list[dict[str, tuple[int, ...]]]
+    dtypes: dict[str, torch.dtype]
 
+
+_PLANS: dict[tuple[Any, ...], _Plan] = {}  # a few recent plans: loading a bundle again is cheap
+_PLANS_LOCK = threading.Lock()
+
+
+def _plan(cls: type, kwargs: dict[str, Any], what: str, manifest: Mapping[str, Any]) -> _Plan:
+    """Build ``cls`` on the meta device: size it, validate the members' configs and
+    compute the tensors the bundle must hold, all before any allocation. The result
+    depends only on the class, its arguments, the configs, the layout and the weights'
+    size, and is kept for the next load of the same bundle."""
+    key = (cls, json.dumps(kwargs, sort_keys=True),
+           json.dumps([e["config"] for e in manifest["members"]], sort_keys=True),
+           manifest["weights"]["layout"], manifest["files"][WEIGHTS]["bytes"])
+    with _PLANS_LOCK:
+        cached = _PLANS.get(key)
+    if cached is not None:
+        return copy.deepcopy(cached)
+    plan = _make_plan(cls, kwargs, what, manifest)
+    with _PLANS_LOCK:
+        while len(_PLANS) >= 8:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return copy.deepcopy(plan)
+
+
+def _make_plan(cls: type, kwargs: dict[str, Any], what: str,
+               manifest: Mapping[str, Any]) -> _Plan:
+    sliced = callable(getattr(cls, "used_extents", None)) and callable(
+        getattr(cls, "used_weight_slices", None))
+    layout = manifest["weights"]["layout"]
+    if layout != ("slices" if sliced else "full"):
+        raise BundleError(f"bundle weights layout {layout!r} does not fit {what}, whose "
+                          f"bundles are {'slices' if sliced else 'full'!r}")
+    budget = max(MIN_SUPERNET_BYTES, SIZE_RATIO * int(manifest["files"][WEIGHTS]["bytes"]))
+    with torch.device("meta"):
         try:
-            with safe_open(str(self.root / name), framework="pt", device="cpu") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-            raise BundleError(f"cannot read bundle weights {self.where(name)!r}: "
-                              f"{exc}") from exc
-
-
-class _Archive:
-    """A single-file bundle (an uncompressed tar of the folder's files), read in memory."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.files: dict[str, bytes] = {}
+            meta = cls(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - registered code refusing the arguments
+            raise BundleError(f"cannot build {what} with {kwargs!r:.300}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        nbytes = sum(t.numel() * t.element_size() for t in meta.state_dict().values())
+        if nbytes > budget:
+            raise BundleError(f"{what} with {kwargs!r:.300} would hold {nbytes} bytes, more "
+                              f"than {budget} (the larger of {MIN_SUPERNET_BYTES} and "
+                              f"{SIZE_RATIO}x the bundle's weights)")
+        configs = []
+        for e in manifest["members"]:
+            try:
+                cfg = meta.space.validate(e["config"])
+                n = probe_input(meta, cfg).numel()
+            except Exception as exc:  # noqa: BLE001 - any refusal of a config
+                raise BundleError(f"member {e['id']!r}: {exc}") from exc
+            if n > MAX_PROBE_ELEMENTS:
+                raise BundleError(f"member {e['id']!r}: its input has {n} elements, more "
+                                  f"than {MAX_PROBE_ELEMENTS}")
+            configs.append(cfg)
         try:
-            with tarfile.open(path, mode="r:") as tar:
-                for info in tar:
-                    if not info.isfile() or "/" in info.name or info.name.startswith("."):
-                        raise BundleError(f"bundle archive {str(path)!r} holds {info.name!r},"
-                                          " which is not a plain file of a bundle")
-                    f = tar.extractfile(info)
-                    if f is not None:
-                        self.files[info.name] = f.read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise BundleError(f"{str(path)!r} is not a bundle folder nor a readable bundle "
-                              f"archive ({exc})") from exc
-        if MANIFEST not in self.files:
-            raise BundleError(f"bundle archive {str(path)!r} has no {MANIFEST}")
+            shared, bn, dtypes = plan_layout(meta, configs, sliced=sliced)
+        except Exception as exc:  # noqa: BLE001 - a super-net that cannot trace a member
+            raise BundleError(f"{what}: cannot compute what the members read: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return _Plan(configs, shared, bn, dtypes)
 
-    def where(self, name: str) -> str:
-        return f"{self.path}:{name}"
 
-    def manifest(self) -> bytes:
-        return self.files[MANIFEST]
+def _check_header(header: Mapping[str, tuple[str, tuple[int, ...]]], plan: _Plan, where: str,
+                  manifest: Mapping[str, Any]) -> None:
+    """Every tensor the members read, present with exactly its shape and dtype, and
+    nothing else."""
+    ids = [e["id"] for e in manifest["members"]]
+    expected: dict[str, tuple[tuple[int, ...], str, str]] = {}  # name -> shape, dtype, who
+    for k, s in plan.shared.items():
+        expected[SHARED_PREFIX + k] = (s, DTYPE_NAMES.get(plan.dtypes[k], "?"), "the members")
+    for i, member_bn in enumerate(plan.bn):
+        for k, s in member_bn.items():
+            expected[bn_prefix(i) + k] = (s, DTYPE_NAMES.get(plan.dtypes[k], "?"),
+                                          f"member {ids[i]!r}")
+    stray = sorted(set(header) - set(expected))
+    if stray:
+        k = stray[0]
+        if k.startswith(SHARED_PREFIX) and k[len(SHARED_PREFIX):] not in plan.dtypes:
+            why = "names no tensor of the super-net"
+        else:
+            why = "belongs to no member: no member reads it"
+        raise BundleError(f"bundle weights {where!r}: tensor {k[:80]!r} {why} "
+                          f"({len(stray)} such tensors)")
+    missing = sorted(set(expected) - set(header))
+    if missing:
+        k = missing[0]
+        raise BundleError(f"bundle weights {where!r} lack tensor {k!r}, which "
+                          f"{expected[k][2]} read ({len(missing)} missing)")
+    for k, (shape, dtype, who) in expected.items():
+        got_dtype, got_shape = header[k]
+        if got_shape != shape:
+            raise BundleError(f"bundle weights {where!r}: tensor {k!r} has shape "
+                              f"{list(got_shape)}, which does not fit what {who} read: "
+                              f"{list(shape)}")
+        if got_dtype != dtype:
+            raise BundleError(f"bundle weights {where!r}: tensor {k!r} is {got_dtype}, "
+                              f"expected {dtype}")
 
-    def stat(self, name: str) -> tuple[int, str]:
-        if name not in self.files:
-            raise BundleError(f"bundle file {self.where(name)!r} is missing")
-        data = self.files[name]
-        return len(data), hashlib.sha256(data).hexdigest()
 
-    def tensors(self, name: str) -> dict[str, torch.Tensor]:
-        from safetensors.torch import load as load_bytes
+def _check_loaded(tensors: Mapping[str, torch.Tensor],
+                  header: Mapping[str, tuple[str, tuple[int, ...]]], where: str) -> None:
+    if set(tensors) != set(header) or any(
+            (DTYPE_NAMES.get(t.dtype), tuple(t.shape)) != header[k] for k, t in tensors.items()):
+        raise BundleError(f"bundle weights {where!r} changed while being read")
 
+
+@torch.no_grad()
+def _verify(net: Any, members: list[Member], bn: Mapping[str, Mapping[str, torch.Tensor]],
+            manifest: Mapping[str, Any]) -> None:
+    for m, e in zip(members, manifest["members"], strict=True):
+        copy_slices(net, bn[m.id])
         try:
-            return load_bytes(self.files[name])
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-            raise BundleError(f"cannot read bundle weights {self.where(name)!r}: "
-                              f"{exc}") from exc
+            net.activate(m.config)
+            x = probe_input(net, m.config)
+            got = fingerprint(x, net(x))
+        except Exception as exc:  # noqa: BLE001 - registered code failing on this bundle
+            raise BundleError(f"bundle member {m.id!r} fails its fingerprint check: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        why = compare_fingerprints(e["fingerprint"], got)
+        if why is not None:
+            raise BundleError(f"bundle member {m.id!r} fails its fingerprint check: {why}")
 
 
 def pack_bundle(folder: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
     """Write the bundle ``folder`` as one uncompressed tar file ``archive`` (atomically;
-    the folder is checked first). :func:`load` reads either form."""
-    src = _Folder(Path(folder))
-    validate_manifest(json.loads(src.manifest()))
+    the folder's manifest and checksums are checked first). :func:`load` reads either
+    form."""
+    src = Folder(Path(folder))
+    for name, entry in src.manifest["files"].items():
+        src.check(name, entry["bytes"], entry["sha256"])
     out = Path(archive)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
         with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in [MANIFEST, *sorted(p.name for p in src.root.iterdir()
-                                           if p.is_file() and p.name != MANIFEST
-                                           and not p.name.startswith("."))]:
+            for name in [MANIFEST, *sorted(src.manifest["files"])]:
                 tar.add(src.root / name, arcname=name, recursive=False)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return out
-
-
-def build_supernet(spec: Mapping[str, Any], *, trust_target: bool = False) -> Any:
-    """Import ``spec["target"]`` ("module:Class") and build it with ``spec["kwargs"]``."""
-    target = str(spec["target"])
-    module_name, _, qualname = target.partition(":")
-    if not (trust_target or module_name.startswith("switchnas.")
-            or target in _entry_point_targets()):
-        raise BundleError(f"bundle names super-net class {target!r}, which is neither in "
-                          "switchnas nor registered in the 'switchnas.supernets' entry-point "
-                          "group; pass trust_target=True to import it anyway")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        net = obj(**spec["kwargs"])
-    except Exception as exc:  # noqa: BLE001 - report any failure as a bad bundle
-        raise BundleError(f"cannot build the bundle's super-net {target!r} with "
-                          f"{spec['kwargs']!r}: {type(exc).__name__}: {exc}") from exc
-    for attr in ("activate", "extract", "space"):
-        if not hasattr(net, attr):
-            raise BundleError(f"bundle super-net {target!r} has no {attr!r}; it is not a "
-                              "switchnas SuperNet")
-    return net
-
-
-def _entry_point_targets() -> set[str]:
-    from importlib.metadata import entry_points
-
-    return {ep.value for ep in entry_points(group="switchnas.supernets")}
-
-
-def restore_weights(net: nn.Module, tensors: Mapping[str, torch.Tensor],
-                    manifest: Mapping[str, Any]) -> None:
-    """Copy the bundle's shared tensors into ``net``'s leading slices."""
-    shared = {k[len(SHARED_PREFIX):]: v for k, v in tensors.items()
-              if k.startswith(SHARED_PREFIX)}
-    n = len(manifest["members"])
-    stray = [k for k in tensors if not k.startswith(SHARED_PREFIX)
-             and not any(k.startswith(bn_prefix(i)) for i in range(n))]
-    if stray:
-        raise BundleError(f"bundle weights hold tensors of no member: {stray[:5]}")
-    copy_slices(net, shared)
-    state = net.state_dict()
-    for i in range(n):
-        p = bn_prefix(i)
-        _check_slices(state, {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)})
-
-
-def _check_slices(state: Mapping[str, torch.Tensor],
-                  tensors: Mapping[str, torch.Tensor]) -> None:
-    for k, t in tensors.items():
-        if k not in state:
-            raise BundleError(f"bundle tensor {k!r} names no tensor of the super-net")
-        full = tuple(state[k].shape)
-        if t.dim() != len(full) or any(a > b for a, b in zip(t.shape, full, strict=True)):
-            raise BundleError(f"bundle tensor {k!r} has shape {tuple(t.shape)}, which does "
-                              f"not fit the super-net's {full}")
-
-
-def _slice_views(net: nn.Module, tensors: Mapping[str, torch.Tensor]
-                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    state = net.state_dict()
-    _check_slices(state, tensors)
-    return [(state[k][tuple(slice(0, n) for n in t.shape)], t) for k, t in tensors.items()]
-
-
-def copy_slices(net: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Copy each tensor into the leading slice of ``net``'s same-named state tensor."""
-    state = net.state_dict()
-    _check_slices(state, tensors)
-    with torch.no_grad():
-        for k, t in tensors.items():
-            dst = state[k]
-            if dst.shape == t.shape:
-                dst.copy_(t)
-            else:
-                dst[tuple(slice(0, n) for n in t.shape)].copy_(t)

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from ._integrity import fingerprint, plan_layout, probe_input
 from ._manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -26,10 +28,11 @@ from ._manifest import (
     sha256_file,
     validate_manifest,
 )
+from ._registry import check_kwargs, get_supernet, supernet_name
+from ._slices import copy_slices
 
 __all__ = ["write_bundle"]
 
-_BN_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 _RESERVED = {"bn_state", "index", "onnx", "latency", "energy_mj"}
 
 
@@ -43,9 +46,11 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
         path: the bundle folder to create. Everything is written into a temporary folder
             next to it and renamed into place at the end, so ``path`` is either the old
             bundle or the complete new one, never a half-written one.
-        supernet: a ``SuperNet`` (``spec()``, ``bn_state()``, ``space``, ``activate``);
-            with ``used_extents``/``used_weight_slices`` (OFA super-nets) only the weight
-            slices the members read are stored, otherwise its whole state.
+        supernet: a ``SuperNet`` of a registered class (entry-point group
+            ``switchnas.supernets`` or :func:`register_supernet`): the manifest names it by
+            that name and its ``spec()["kwargs"]``; with ``used_extents`` /
+            ``used_weight_slices`` (OFA super-nets) only the weight slices the members
+            read are stored, otherwise its whole state.
         members: dicts ``{"id", "config", "accuracy", "latency_ms"}`` with optional
             ``"bn_state"`` (the member's batch-norm statistics; default: the super-net's
             current ones), ``"latency"`` (``{hardware_key: ms}``) and ``"energy_mj"``;
@@ -55,8 +60,10 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
             (default ``"search"``) names ``latency_ms`` in each member's latency table.
         extra: free JSON-able metadata (the producing run, its hashes ...).
         overwrite: replace an existing bundle at ``path`` (never a folder that is not one).
-        verify: rebuild the super-net from the written tensors alone (everything else
-            NaN) and check that every member computes what ``supernet`` computes.
+        verify: also check that every member, rebuilt from the written tensors alone
+            (everything else NaN), computes what ``supernet`` computes. Either way each
+            member's fingerprint (its output on a fixed probe input, computed from the
+            written tensors on the CPU) is recorded for :func:`load` to check.
         onnx: also export every member as ``member-<index>.onnx`` (its extracted
             sub-network with its batch-norm statistics; input ``x`` of shape
             ``(batch, 3, r, r)``, output ``y``), runnable with onnxruntime alone
@@ -74,32 +81,23 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
     hw_key = str(hw.get("key", "search"))
     entries, bn_states = _check_members(supernet, members, hw_key)
     configs = [e["config"] for e in entries]
+    sn_spec = _supernet_spec(supernet)
 
     sliced = hasattr(supernet, "used_weight_slices") and hasattr(supernet, "used_extents")
-    all_bn_keys = {k for s in bn_states for k in s}
-    if sliced:
-        union = supernet.used_weight_slices(configs)
-    else:
-        union = {k: v.detach() for k, v in supernet.state_dict().items()}
+    shared, bn_plan, dtypes = plan_layout(supernet, configs, sliced=sliced)
+    state = supernet.state_dict()
     tensors: dict[str, torch.Tensor] = {
-        SHARED_PREFIX + k: v for k, v in union.items()
-        if k not in all_bn_keys and not k.endswith(_BN_SUFFIXES)
-    }
-    for i, (cfg, bn) in enumerate(zip(configs, bn_states, strict=True)):
-        extents = supernet.used_extents(cfg) if sliced else None
-        for k, v in bn.items():
-            if extents is not None:
-                if k not in extents:
-                    continue  # this member never reads it
-                v = v[tuple(slice(0, n) for n in extents[k])]
-            tensors[bn_prefix(i) + k] = v
+        SHARED_PREFIX + k: state[k][_leading(s)] for k, s in shared.items()}
+    for i, (plan, bn) in enumerate(zip(bn_plan, bn_states, strict=True)):
+        for k, s in plan.items():
+            tensors[bn_prefix(i) + k] = bn[k].to(dtypes[k])[_leading(s)]
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "space": dict(space) if space is not None else supernet.space.to_dict(),
-        "supernet": supernet.spec(),
+        "supernet": sn_spec,
         "hardware": hw,
         "weights": {"layout": "slices" if sliced else "full", "shared_prefix": SHARED_PREFIX,
                     "bn_prefix": "bn/<index>/"},
@@ -108,8 +106,7 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
         "extra": dict(extra or {}),
         "files": {},
     }
-    if verify:
-        _verify(supernet, manifest, tensors, bn_states)
+    _fingerprint_and_verify(supernet, manifest, tensors, bn_states, verify=verify)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -181,9 +178,25 @@ def _check_members(supernet: Any, members: Sequence[Mapping[str, Any]],
                                       f"({exc})") from exc
                 entry[k] = v
         entries.append(entry)
-        bn = m.get("bn_state")
-        bn_states.append(dict(bn) if bn is not None else supernet.bn_state())
+        bn_states.append(_member_bn(supernet, mid, m.get("bn_state")))
     return entries, bn_states
+
+
+def _member_bn(supernet: Any, mid: str, given: Mapping[str, torch.Tensor] | None
+               ) -> dict[str, torch.Tensor]:
+    """The member's batch-norm statistics: ``given`` over the super-net's current ones."""
+    full = supernet.bn_state()
+    if given is None:
+        return full
+    unknown = sorted(set(given) - set(full))
+    if unknown:
+        raise BundleError(f"member {mid!r}: bn_state names {unknown[:5]}, which are not "
+                          "batch-norm statistics of the super-net")
+    for k, v in given.items():
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(full[k].shape):
+            raise BundleError(f"member {mid!r}: bn_state[{k!r}] must be a tensor of shape "
+                              f"{tuple(full[k].shape)}, got {getattr(v, 'shape', v)!r:.80}")
+    return {**full, **given}
 
 
 def _number(v: Any, what: str, *, positive: bool = False) -> float:
@@ -203,37 +216,76 @@ def _versions() -> dict[str, str]:
     return out
 
 
-@torch.no_grad()
-def _verify(supernet: Any, manifest: dict[str, Any], tensors: dict[str, torch.Tensor],
-            bn_states: list[dict[str, torch.Tensor]]) -> None:
-    """Rebuild from ``tensors`` alone, all else NaN, and compare every member's output."""
-    from ._bundle import build_supernet, copy_slices, restore_weights
+def _leading(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(0, n) for n in shape)
 
-    fresh = build_supernet(manifest["supernet"], trust_target=True)
-    with torch.no_grad():
-        for t in fresh.state_dict().values():
-            if t.is_floating_point():
-                t.fill_(float("nan"))
-    restore_weights(fresh, tensors, manifest)
+
+def _supernet_spec(supernet: Any) -> dict[str, Any]:
+    """``{"name", "kwargs"}`` for the manifest: the registered name, never an import path
+    (an unregistered class gets ``{"target", "kwargs"}``, loadable only with
+    ``trust_target=True``). The kwargs are checked as :func:`load` will check them."""
+    spec = supernet.spec()
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("kwargs"), Mapping):
+        raise BundleError(f"{type(supernet).__qualname__}.spec() must return "
+                          f"{{'name', 'kwargs'}}, got {spec!r:.200}")
+    kwargs = check_kwargs(type(supernet), dict(spec["kwargs"]),
+                          f"super-net {type(supernet).__qualname__}")
+    name = spec.get("name") or supernet_name(type(supernet))
+    if name is not None:
+        if get_supernet(str(name)) is not type(supernet):
+            raise BundleError(f"super-net name {name!r} is registered to another class than "
+                              f"{type(supernet).__qualname__}")
+        return {"name": str(name), "kwargs": kwargs}
+    cls = type(supernet)
+    warnings.warn(f"{cls.__qualname__} is not a registered super-net (entry-point group "
+                  "'switchnas.supernets' or register_supernet): the bundle names its import "
+                  "path and loads only with trust_target=True", stacklevel=3)
+    return {"target": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
+
+
+@torch.no_grad()
+def _fingerprint_and_verify(supernet: Any, manifest: dict[str, Any],
+                            tensors: dict[str, torch.Tensor],
+                            bn_states: list[dict[str, torch.Tensor]], *, verify: bool) -> None:
+    """Rebuild the super-net on the CPU from ``tensors`` alone (everything else NaN), as
+    :func:`load` will, and record each member's fingerprint on its probe input; with
+    ``verify``, also compare each member's output with ``supernet``'s own."""
+    fresh = type(supernet)(**manifest["supernet"]["kwargs"])
+    for t in fresh.state_dict().values():
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+    shared = {k[len(SHARED_PREFIX):]: v for k, v in tensors.items()
+              if k.startswith(SHARED_PREFIX)}
+    copy_slices(fresh, shared)
     fresh.eval()
     previous, was_training, saved_bn = supernet.active, supernet.training, supernet.bn_state()
     supernet.eval()
+    device = next((t.device for t in supernet.state_dict().values()), torch.device("cpu"))
     try:
         for entry, bn in zip(manifest["members"], bn_states, strict=True):
             cfg = entry["config"]
-            supernet.activate(cfg)
-            supernet.load_bn_state(bn)
-            x = supernet.example_input(cfg, batch=2)
-            want = supernet(x)
+            p = bn_prefix(entry["index"])
+            copy_slices(fresh, {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)})
             fresh.activate(cfg)
-            copy_slices(fresh, {k[len(bn_prefix(entry["index"])):]: v
-                                 for k, v in tensors.items()
-                                 if k.startswith(bn_prefix(entry["index"]))})
+            x = probe_input(fresh, cfg)
             got = fresh(x)
-            if not torch.allclose(want, got, atol=1e-5, rtol=1e-4):
+            try:
+                entry["fingerprint"] = fingerprint(x, got)
+            except ValueError as exc:
                 raise BundleError(f"bundle verification failed for member {entry['id']!r}: "
-                                  "the stored weights do not reproduce its outputs "
-                                  f"(max abs diff {(want - got).abs().max().item():.3g})")
+                                  f"the stored weights do not reproduce it ({exc})") from exc
+            if verify:
+                supernet.activate(cfg)
+                supernet.load_bn_state(bn)
+                want = supernet(x.to(device)).to("cpu")
+                if want.shape != got.shape:
+                    why = f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+                elif not torch.allclose(want, got, atol=1e-5, rtol=1e-4):
+                    why = f"max abs diff {(want - got).abs().max().item():.3g}"
+                else:
+                    continue
+                raise BundleError(f"bundle verification failed for member {entry['id']!r}: "
+                                  f"the stored weights do not reproduce its outputs ({why})")
     finally:
         supernet.load_bn_state(saved_bn)
         supernet.activate(previous)

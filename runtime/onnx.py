@@ -9,7 +9,6 @@ on numpy arrays of shape ``(batch, 3, r, r)``, ``r`` the member's resolution.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._manifest import MANIFEST, BundleError, validate_manifest
+from ._manifest import BundleError, read_manifest
 from .selectors import MemberInfo, Selector, make_selector
 
 __all__ = ["OnnxBundle", "load_onnx"]
@@ -77,11 +76,7 @@ def load_onnx(path: str | os.PathLike[str], *,
             that is missing, truncated or modified.
     """
     root = Path(path)
-    try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"cannot read bundle manifest in {str(root)!r}: {exc}") from exc
-    validate_manifest(manifest)
+    manifest = read_manifest(root)
     missing = [m["id"] for m in manifest["members"] if "onnx" not in m]
     if missing:
         raise BundleError(f"bundle {str(root)!r} has no ONNX file for members {missing}; "
@@ -89,7 +84,8 @@ def load_onnx(path: str | os.PathLike[str], *,
     for m in manifest["members"]:
         entry = manifest["files"][m["onnx"]]
         f = root / m["onnx"]
-        data = f.read_bytes() if f.is_file() else None
+        ok = f.is_file() and not f.is_symlink() and f.stat().st_size == entry["bytes"]
+        data = f.read_bytes()[:entry["bytes"] + 1] if ok else None
         if data is None or len(data) != entry["bytes"] \
                 or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise BundleError(f"bundle file {str(f)!r} is missing, truncated or modified "

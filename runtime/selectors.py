@@ -10,6 +10,12 @@ selector returns::
         t = run(member, x)
         member = sel.step(t)
 
+Every built-in selector is safe to call from several threads (one lock per selector:
+``step`` and ``current`` see a consistent state) and ignores invalid readings: anything
+but a positive finite number of milliseconds (NaN, infinity, zero, negative, a string) is
+skipped as if no observation had been made, counted in ``invalid_readings`` and reported
+with a ``RuntimeWarning`` (the 1st, 10th, 100th ... time).
+
 Policies register under a name with :func:`register_selector`; third-party packages add
 theirs through the entry-point group ``switchnas.selectors`` (the entry point names a
 factory taking ``(members, *, target_ms, **options)``).
@@ -18,6 +24,9 @@ factory taking ``(members, *, target_ms, **options)``).
 from __future__ import annotations
 
 import math
+import numbers
+import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,7 +139,9 @@ def make_selector(name: str, members: Sequence[MemberInfo], *, target_ms: float,
 
 
 class _Base:
-    """Members sorted by predicted latency (fastest first) and a validated target."""
+    """Members sorted by predicted latency (fastest first), a validated target, a lock and
+    the filter of invalid readings. Subclasses implement ``_step(reading)`` (``reading``
+    ``None``: no valid observation), called with the lock held."""
 
     def __init__(self, members: Sequence[MemberInfo], target_ms: float):
         if not members:
@@ -142,10 +153,40 @@ class _Base:
         self.target_ms = float(target_ms)
         self._index = {m.id: i for i, m in enumerate(self.members)}
         self._current = self.members[0].id
+        self._lock = threading.RLock()
+        self.steps = 0  #: calls of ``step``
+        self.invalid_readings = 0  #: readings ignored as invalid
 
     @property
     def current(self) -> str:
-        return self._current
+        with self._lock:
+            return self._current
+
+    def step(self, observed_ms: float | None = None) -> str:
+        """Report the latency of the request that just ran ``current`` (``None``: no
+        observation; an invalid reading counts as none) and return the next member."""
+        with self._lock:
+            self.steps += 1
+            return self._step(self._reading(observed_ms))
+
+    def _step(self, reading: float | None) -> str:
+        raise NotImplementedError
+
+    def _reading(self, observed_ms: Any) -> float | None:
+        """``observed_ms`` as a float, or ``None`` for no or an invalid observation."""
+        if observed_ms is None:
+            return None
+        if isinstance(observed_ms, numbers.Real) and not isinstance(observed_ms, bool):
+            v = float(observed_ms)
+            if math.isfinite(v) and v > 0:
+                return v
+        self.invalid_readings += 1
+        n = self.invalid_readings
+        if n == 10 ** int(math.log10(n) + 1e-9):
+            warnings.warn(f"{type(self).__name__} ignored the latency reading "
+                          f"{observed_ms!r:.40} (a positive finite number of ms is expected); "
+                          f"{n} ignored so far", RuntimeWarning, stacklevel=3)
+        return None
 
     def _member(self, member_id: str) -> MemberInfo:
         try:
@@ -171,7 +212,7 @@ class StaticSelector(_Base):
         self._current = (self._member(member).id if member is not None
                          else self._best_unloaded(self.target_ms).id)
 
-    def step(self, observed_ms: float | None = None) -> str:
+    def _step(self, reading: float | None) -> str:
         return self._current
 
 
@@ -256,8 +297,14 @@ class FeedbackSelector(_Base):
 
     def step(self, observed_ms: float | None = None, ran: str | None = None) -> str:
         """``ran``: the member that produced ``observed_ms`` if it was not ``current``."""
-        if observed_ms is None or not observed_ms > 0:
+        with self._lock:
+            self.steps += 1
+            return self._step(self._reading(observed_ms), ran)
+
+    def _step(self, reading: float | None, ran: str | None = None) -> str:
+        if reading is None:
             return self._current
+        observed_ms = reading
         if ran is not None and ran != self._current:
             info = self._member(ran)
             self._current = info.id
@@ -351,10 +398,10 @@ class StepSelector(_Base):
         self._t = 0
         self._left_for_latency: tuple[int, int] | None = None  # (level, time)
 
-    def step(self, observed_ms: float | None = None) -> str:
+    def _step(self, reading: float | None) -> str:
         self._t += 1
-        if observed_ms is not None:
-            self._lat.append(float(observed_ms))
+        if reading is not None:
+            self._lat.append(reading)
         lvl = self._level
         if len(self._lat) == self.window:
             mean = sum(self._lat) / self.window
@@ -398,7 +445,7 @@ class OracleSelector(_Base):
         f = self._load[min(t, len(self._load) - 1)]
         return self._best_unloaded(self.target_ms / f).id
 
-    def step(self, observed_ms: float | None = None) -> str:
+    def _step(self, reading: float | None) -> str:
         self._t += 1
         self._current = self._pick(self._t)
         return self._current

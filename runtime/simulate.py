@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._manifest import MANIFEST, BundleError, validate_manifest
+from ._manifest import BundleError, read_manifest
 from .selectors import MemberInfo, make_selector
 
 __all__ = ["TRACES", "SimResult", "compare", "main", "make_trace", "members_from_bundle",
@@ -197,12 +197,7 @@ def compare(members: Sequence[MemberInfo], load: Load, *, target_ms: float,
 
 def members_from_bundle(path: str | Path, hardware: str | None = None) -> list[MemberInfo]:
     """Member tables from a bundle's manifest (validated; weights are not read)."""
-    mpath = Path(path) / MANIFEST
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"cannot read bundle manifest {str(mpath)!r}: {exc}") from exc
-    validate_manifest(manifest)
+    manifest = read_manifest(path)
     out = []
     for m in manifest["members"]:
         if hardware is not None and hardware not in m["latency"]:
@@ -227,25 +222,50 @@ def format_table(results: Sequence[SimResult]) -> str:
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
 
 
+def _number(kind: type, *, low: float, high: float = math.inf, low_open: bool = False,
+            what: str) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` in ``[low, high]`` (``(low, high]`` with
+    ``low_open``); argparse's error then names the flag and the value."""
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(v) or v < low or (low_open and v == low) or v > high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return v
+    parse.__name__ = what
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="switchnas simulate", description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", required=True, help="bundle folder (its manifest is read)")
     ap.add_argument("--trace", default="step",
                     help=f"one of {sorted(TRACES)} or csv:PATH (default: step)")
-    ap.add_argument("--target-ms", type=float, default=None,
+    ap.add_argument("--target-ms", default=None,
+                    type=_number(float, low=0.0, low_open=True, what="a positive number of ms"),
                     help="latency target (default: 1.1x the median member's latency)")
     ap.add_argument("--policy", default="feedback,step,static,oracle",
                     help="comma-separated selector policies")
-    ap.add_argument("--n", type=int, default=600, help="requests in a generated trace")
-    ap.add_argument("--high", type=float, default=2.0, help="peak load factor")
-    ap.add_argument("--noise", type=float, default=0.03, help="log-normal latency noise sigma")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=_number(int, low=3, high=10_000_000,
+                                        what="an integer in [3, 10000000]"),
+                    default=600, help="requests in a generated trace")
+    ap.add_argument("--high", type=_number(float, low=0.0, high=1e6, low_open=True,
+                                           what="a positive load factor (at most 1e6)"),
+                    default=2.0, help="peak load factor")
+    ap.add_argument("--noise", type=_number(float, low=0.0, high=10.0,
+                                            what="a noise sigma in [0, 10]"),
+                    default=0.03, help="log-normal latency noise sigma")
+    ap.add_argument("--seed", type=_number(int, low=0, high=2**63 - 1,
+                                           what="a non-negative integer"), default=0)
     ap.add_argument("--hardware", default=None, help="latency table to use (a hardware key)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     ap.add_argument("--live", action="store_true",
                     help="run real inference on this CPU (load > 1: a co-runner competes "
                          "for the same core) instead of replaying the latency tables")
-    ap.add_argument("--core", type=int, default=0, help="core for --live")
+    ap.add_argument("--core", type=_number(int, low=0, high=65535, what="a core number >= 0"),
+                    default=0, help="core for --live")
     args = ap.parse_args(argv)
     try:
         members = members_from_bundle(args.bundle, args.hardware)

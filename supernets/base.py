@@ -87,8 +87,12 @@ class SuperNet(Protocol):
     def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None: ...
 
     def spec(self) -> dict[str, Any]:
-        """``{"target": "module:Class", "kwargs": {...}}`` that rebuilds this super-net
-        (untrained) with ``import_object(target)(**kwargs)``."""
+        """``{"name": ..., "kwargs": {...}}`` that rebuilds this super-net (untrained):
+        ``name`` is the name its class is registered under (entry-point group
+        ``switchnas.supernets``, or ``switchnas.runtime.register_supernet``; ``None`` if
+        unregistered) and ``kwargs`` plain JSON values accepted by ``__init__``. Bundles
+        store exactly these two; an optional ``"target"`` (``"module:Class"``) is only
+        for code that chooses to import it (``load(..., trust_target=True)``)."""
         ...
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...

@@ -93,9 +93,15 @@ class SuperTransformer(Transformer):
 
     # -- SuperNet protocol ------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
+        """``{"name", "kwargs", "target"}``: the registered name bundles use (``"hat"``;
+        ``None`` for an unregistered subclass), the constructor arguments, and the import
+        path (for ``trust_target`` users only; bundles never store it under a name)."""
+        from switchnas.runtime import supernet_name
+
         cls = type(self)
-        kwargs = dict(self._kwargs, vocab_hash=self.vocab_hash)
-        return {"target": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
+        kwargs = copy.deepcopy(dict(self._kwargs, vocab_hash=self.vocab_hash))
+        return {"name": supernet_name(cls), "kwargs": kwargs,
+                "target": f"{cls.__module__}:{cls.__qualname__}"}
 
     def activate(self, config: Mapping[str, Any]) -> None:
         cfg = self.space.validate(config)

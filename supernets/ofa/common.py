@@ -66,8 +66,14 @@ class OFASuperNet(nn.Module):
 
     # -- SuperNet protocol ---------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
+        """``{"name", "kwargs", "target"}``: the registered name bundles use (``None`` for
+        an unregistered subclass), the constructor arguments, and the import path (for
+        ``trust_target`` users only; bundles never store it under a registered name)."""
+        from switchnas.runtime import supernet_name
+
         cls = type(self)
-        return {"target": f"{cls.__module__}:{cls.__qualname__}", "kwargs": dict(self._kwargs)}
+        return {"name": supernet_name(cls), "kwargs": copy.deepcopy(self._kwargs),
+                "target": f"{cls.__module__}:{cls.__qualname__}"}
 
     def activate(self, config: Mapping[str, Any]) -> None:
         cfg = self.space.validate(config)

@@ -84,8 +84,13 @@ def _edit_manifest(path: Path, fn: Any) -> None:
     (path / "manifest.json").write_text(json.dumps(m))
 
 
-def _rewrite_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def _rewrite_weights(path: Path, edit: Any) -> None:
+    """Apply ``edit`` to the stored tensors and re-record the file's checksum."""
+    from safetensors.torch import load_file
+
     w = path / "weights.safetensors"
+    tensors = load_file(str(w))
+    edit(tensors)
     save_file(tensors, str(w))
     _edit_manifest(path, lambda m: m["files"]["weights.safetensors"].update(
         sha256=sha256_file(w), bytes=w.stat().st_size))
@@ -104,6 +109,8 @@ CASES = {
                      "not a switchnas bundle"),
     "wrong version": (lambda p: _edit_manifest(p, lambda m: m.update(format_version=99)),
                       "version 99 is not supported"),
+    "version 1": (lambda p: _edit_manifest(p, lambda m: m.update(format_version=1)),
+                  "(?i)re-export it with this switchnas"),
     "no members": (lambda p: _edit_manifest(p, lambda m: m.update(members=[])), "empty"),
     "member without accuracy": (lambda p: _edit_manifest(p, lambda m: m["members"][0].pop(
         "accuracy")), r"members\[0\] lacks the required field 'accuracy'"),
@@ -111,18 +118,27 @@ CASES = {
         latency_ms=-1)), r"members\[1\].latency_ms must be a positive"),
     "bad config": (lambda p: _edit_manifest(p, lambda m: m["members"][0]["config"].update(
         r=33)), "r=33 is not allowed"),
-    "untrusted target": (lambda p: _edit_manifest(p, lambda m: m["supernet"].update(
-        target="os:system")), "trust_target"),
+    "untrusted target": (lambda p: _edit_manifest(p, lambda m: m.update(supernet={
+        "target": "os:system", "kwargs": {}})), "trust_target"),
+    "unregistered name": (lambda p: _edit_manifest(p, lambda m: m["supernet"].update(
+        name="nope")), "not registered"),
+    "unknown kwarg": (lambda p: _edit_manifest(p, lambda m: m["supernet"]["kwargs"].update(
+        evil=1)), r"unknown arguments \['evil'\]"),
     "path in files": (lambda p: _edit_manifest(p, lambda m: m["files"].update(
         {"../x": {"sha256": "0" * 64, "bytes": 0}})), "plain file"),
     "checksum edited": (lambda p: _edit_manifest(p, lambda m: m["files"][
         "weights.safetensors"].update(sha256="0" * 64)), "SHA-256"),
-    "foreign tensors": (lambda p: _rewrite_weights(p, {"shared/bogus": torch.zeros(3)}),
-                        "names no tensor"),
-    "oversized slice": (lambda p: _rewrite_weights(p, {
-        "shared/net.classifier.linear.weight": torch.zeros(11, 9999)}), "does not fit"),
-    "stray tensor": (lambda p: _rewrite_weights(p, {"bn/7/x": torch.zeros(1)}),
-                     "no member"),
+    "foreign tensors": (lambda p: _rewrite_weights(p, lambda t: t.update(
+        {"shared/bogus": torch.zeros(3)})), "names no tensor"),
+    "oversized slice": (lambda p: _rewrite_weights(p, lambda t: t.update(
+        {"shared/net.classifier.linear.weight": torch.zeros(11, 9999)})), "does not fit"),
+    "stray tensor": (lambda p: _rewrite_weights(p, lambda t: t.update(
+        {"bn/7/x": torch.zeros(1)})), "no member"),
+    "tensor missing": (lambda p: _rewrite_weights(p, lambda t: t.pop(
+        "shared/net.final_expand_layer.conv.weight")), "lack tensor"),
+    "wrong dtype": (lambda p: _rewrite_weights(p, lambda t: t.update(
+        {"shared/net.classifier.linear.bias": t["shared/net.classifier.linear.bias"].double()})),
+        "is F64, expected F32"),
     "not safetensors": (lambda p: _rewrite_weights_raw(p, b"hello world, not tensors"),
                         "cannot read bundle weights"),
 }
@@ -207,14 +223,14 @@ def test_overwrite_false(tmp_path: Path, family: Any) -> None:
 def test_verification_catches_missing_weights(tmp_path: Path, family: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     net, members = family
-    real = type(net).used_weight_slices
+    real = type(net).used_extents
 
-    def lossy(self: Any, configs: Any) -> dict[str, torch.Tensor]:
-        out = real(self, configs)
+    def lossy(self: Any, config: Any) -> dict[str, tuple[int, ...]]:
+        out = real(self, config)
         out.pop("net.final_expand_layer.conv.weight")
         return out
 
-    monkeypatch.setattr(type(net), "used_weight_slices", lossy)
+    monkeypatch.setattr(type(net), "used_extents", lossy)
     with pytest.raises(BundleError, match="verification failed"):
         rt.write_bundle(tmp_path / "b", supernet=net, members=members[:1])
     assert list(tmp_path.iterdir()) == []
@@ -265,3 +281,31 @@ def test_archive_with_a_path_is_refused(bundle_dir: Path, tmp_path: Path) -> Non
         tar.add(bundle_dir / "manifest.json", arcname="../manifest.json")
     with pytest.raises(BundleError, match="not a plain file"):
         rt.load(tmp_path / "evil.tar")
+
+
+def test_hat_bundle_full_layout(tmp_path: Path) -> None:
+    """A super-net without weight slices (HAT): whole tensors, integer outputs (tokens)
+    fingerprinted exactly, a changed vocabulary refused before allocation."""
+    import numpy as np
+
+    from switchnas.supernets.hat.supernet import SuperTransformer
+
+    torch.manual_seed(0)
+    net = SuperTransformer(src_vocab=40, tgt_vocab=50, width_divisor=8,
+                           max_positions=64).eval()
+    rng = np.random.default_rng(0)
+    members = [{"id": f"h{i}", "config": net.space.sample(rng), "accuracy": 0.1 * i,
+                "latency_ms": 1.0 + i} for i in range(2)]
+    p = rt.write_bundle(tmp_path / "h", supernet=net, members=members)
+    m = json.loads((p / "manifest.json").read_text())
+    assert m["supernet"]["name"] == "hat" and "target" not in m["supernet"]
+    assert m["weights"]["layout"] == "full"
+    assert m["members"][0]["fingerprint"]["output"]["dtype"] == "int64"
+    bundle = rt.load(p)
+    x = net.example_input(members[1]["config"], 2)
+    bundle.activate("h1")
+    net.activate(members[1]["config"])
+    assert torch.equal(bundle(x), net(x))
+    _edit_manifest(p, lambda m: m["supernet"]["kwargs"].update(tgt_vocab=51))
+    with pytest.raises(BundleError, match="does not fit"):
+        rt.load(p)

@@ -203,3 +203,61 @@ def test_feedback_told_which_member_ran() -> None:
     sel.step(16.0, ran="D")  # the caller ran D at its predicted speed: no slowdown
     assert sel.slowdown == pytest.approx(1.0)
     assert sel.current == "C"
+
+
+# -- hostile readings and threads ----------------------------------------------------------
+INVALID = [float("nan"), float("inf"), -float("inf"), -5.0, 0.0, -1, "12", True, [3.0]]
+
+
+@pytest.mark.parametrize("name", ["feedback", "static", "step", "oracle"])
+def test_invalid_readings_are_ignored_and_counted(name: str) -> None:
+    opts = {"load": [1.0] * 100} if name == "oracle" else {}
+    ref = make_selector(name, MEMBERS, target_ms=10, **opts)
+    sel = make_selector(name, MEMBERS, target_ms=10, **opts)
+    with pytest.warns(RuntimeWarning, match="ignored the latency reading"):
+        for bad in INVALID:
+            assert sel.step(bad) == ref.step(None)  # type: ignore[arg-type]
+    assert sel.invalid_readings == len(INVALID) and sel.steps == len(INVALID)
+    assert sel.current == ref.current
+
+
+def test_step_policy_does_not_climb_under_negative_readings() -> None:
+    sel = make_selector("step", MEMBERS, target_ms=10, window=4)
+    start = sel.current
+    with pytest.warns(RuntimeWarning):
+        ran = {sel.step(-1000.0) for _ in range(200)}
+    assert ran == {start} and sel.current != "D"
+    # real overload still moves it down
+    for _ in range(8):
+        sel.step(50.0)
+    assert PRED[sel.current] < PRED[start]
+
+
+@pytest.mark.parametrize("name", ["feedback", "step", "static"])
+def test_selectors_are_thread_safe(name: str) -> None:
+    import threading
+    import warnings
+
+    sel = make_selector(name, MEMBERS, target_ms=10, **({"margin": "auto"}
+                                                         if name == "feedback" else {}))
+    errors: list[BaseException] = []
+    readings = [3.0, 25.0, float("nan"), 7.5, -2.0, 12.0, 0.5, 9.0]  # 2 of 8 invalid
+
+    def worker(seed: int) -> None:
+        try:
+            for i in range(1000):
+                got = sel.step(readings[(i + seed) % len(readings)])
+                assert got in PRED
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert sel.steps == 8000 and sel.invalid_readings == 2000
+    assert sel.current in PRED

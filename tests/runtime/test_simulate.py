@@ -67,3 +67,17 @@ def test_cli_errors(bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "unknown selector policy 'nope'" in capsys.readouterr().err
     assert sim.main(["--bundle", str(bundle_dir), "--hardware", "gpu"]) == 2
     assert "no latency for hardware 'gpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--high", "nan"), ("--high", "-2"), ("--high", "inf"), ("--target-ms", "-3"),
+    ("--target-ms", "0"), ("--target-ms", "nan"), ("--n", "abc"), ("--n", "-5"),
+    ("--noise", "-0.1"), ("--noise", "nan"), ("--seed", "-1"), ("--core", "-1"),
+])
+def test_cli_refuses_bad_numbers(bundle_dir: Path, capsys: pytest.CaptureFixture[str],
+                                 flag: str, value: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        sim.main(["--bundle", str(bundle_dir), flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and repr(value) in err
