@@ -9,13 +9,18 @@ here (:func:`measure_interleaved`) measures all workloads of a batch together:
    from ``policy.seed``. A *visit* is ``warmup_runs`` untimed runs then
    ``runs_per_visit`` timed runs; the visit's value is the **minimum** of its timed runs
    (interruptions only ever add time, so the minimum is the run least disturbed).
-2. **Paired with a reference.** The reference workload is visited before the first row
-   and after every row, so each row visit sits between two reference visits and its
-   *ratio* is ``v / mean(r_before, r_after)``: a slowdown shared by both cancels.
-3. **Estimate and interval.** A row's estimate is ``median(ratios) * L``, ``L`` the median
-   of all reference visits of the batch (so estimates are in ms at the batch's typical
-   level); its 95 % interval is the order-statistic (binomial) interval of the median,
-   deterministic and distribution-free.
+2. **Paired with a reference.** The reference workload is visited at the start of each
+   round and after every ``reference_every`` row visits, so every row visit has reference
+   visits within a few milliseconds of it: the drift record (:attr:`BatchResult.reference_ms`).
+3. **The drift divided out.** In log space a visit is ``row effect + machine state +
+   noise``. The machine's state at a visit is the median of the row-corrected readings of
+   the ``drift_window`` visits on each side of it (the reference's and the other rows'),
+   alternated with the row effects a few times. A slow-down shared by neighbouring visits
+   cancels; with ``drift_window=1`` and ``reference_every=1`` this is plain pairing of each
+   visit with the two reference visits around it. A row's samples are its visits with the
+   state divided out (ms at the machine's median state, so the reference's level ``L``
+   sets the scale); its estimate is their median and its 95 % interval the order-statistic
+   (binomial) interval of the median, deterministic and distribution-free.
 4. **Adaptive rounds.** After ``rounds`` rounds, further rounds visit only the rows whose
    interval half-width is still above ``ci_rel`` of the estimate, until none is, or
    ``max_rounds``, or ``max_seconds`` (the first ``rounds`` rounds always run).
@@ -90,6 +95,11 @@ class BatchPolicy:
         isolation: ``"thread"`` (a watchdog-guarded worker thread) or ``"process"`` (the
             whole batch in a forked worker process pinned to one core; Linux only).
         seed: seed of the random orders.
+        reference_every: the reference is visited at the start of each round and after
+            every ``reference_every`` row visits.
+        drift_window: visits on each side of a visit whose level estimates give the
+            machine's state at that visit (``1`` with ``reference_every=1``: the two
+            reference visits around it, i.e. plain pairing).
     """
 
     rounds: int = 8
@@ -103,6 +113,8 @@ class BatchPolicy:
     max_ms: float = 600_000.0
     isolation: str = "thread"
     seed: int = 0
+    reference_every: int = 2
+    drift_window: int = 8
 
     def __post_init__(self) -> None:
         def is_int(v: Any) -> bool:
@@ -130,6 +142,10 @@ class BatchPolicy:
             ("max_ms", is_num(self.max_ms) and self.max_ms > 0, "a finite number > 0"),
             ("isolation", self.isolation in ("thread", "process"), "'thread' or 'process'"),
             ("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0"),
+            ("reference_every", is_int(self.reference_every) and self.reference_every >= 1,
+             "an integer >= 1"),
+            ("drift_window", is_int(self.drift_window) and self.drift_window >= 1,
+             "an integer >= 1"),
         ]
         bad = [f"{k}={getattr(self, k)!r} (need {allowed})" for k, ok, allowed in rules if not ok]
         if bad:
@@ -185,6 +201,38 @@ class BatchResult:
             "protocol": self.protocol,
             "elapsed_s": self.elapsed_s,
         })
+
+    def rescaled(self, level_ms: float) -> BatchResult:
+        """This result in the units of another batch: every row multiplied so that the
+        reference's level is ``level_ms`` (e.g. the profile's, when the same reference
+        workload was used), so batches measured at different machine states compare.
+
+        Rows of protocols without a reference level are returned unchanged.
+        """
+        level = self.protocol.get("reference_level_ms")
+        if not level or not math.isfinite(float(level)) or not math.isfinite(level_ms) \
+                or level_ms <= 0:
+            return self
+        f = float(level_ms) / float(level)
+        ms: list[Measurement | None] = []
+        for m in self.measurements:
+            if m is None:
+                ms.append(None)
+                continue
+            meta = dict(m.meta)
+            for k in ("ci_low_ms", "ci_high_ms", "reference_level_ms"):
+                if isinstance(meta.get(k), (int, float)):
+                    meta[k] = meta[k] * f
+            meta["rescaled_by"] = f
+            ms.append(Measurement(samples_ms=tuple(v * f for v in m.samples_ms),
+                                  energy_mj=m.energy_mj, meta=meta))
+        protocol = {**self.protocol, "reference_level_ms": float(level_ms),
+                    "measured_reference_level_ms": float(level)}
+        return BatchResult(measurements=ms, failures=list(self.failures),
+                           reference_ms=list(self.reference_ms),
+                           repeatability=dict(self.repeatability), warnings=dict(self.warnings),
+                           conditions=dict(self.conditions), protocol=protocol,
+                           elapsed_s=self.elapsed_s)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
@@ -271,6 +319,30 @@ def _split_half(samples: Sequence[Sequence[float]]) -> dict[str, float]:
             "n_rows": len(pairs)}
 
 
+def _drift_model(rows: Sequence[int], values: Sequence[float], window: int,
+                 iters: int = 3) -> np.ndarray:
+    """Per visit, the machine's log slow-down: ``log v = a[row] + b[visit] + noise``.
+
+    ``b`` at a visit is the median of ``log v - a[row]`` over the ``window`` visits on each
+    side of it (itself excluded), alternated with ``a[row] = median(log v - b)`` a few
+    times, and centred on 0. Every row's visits, the reference's included, inform the
+    drift, so it is estimated from ``2 * window`` readings instead of two.
+    """
+    lv = np.log(np.asarray(values, dtype=float))
+    _, inv = np.unique(np.asarray(rows), return_inverse=True)
+    n_groups = int(inv.max()) + 1 if inv.size else 0
+    a = np.array([np.median(lv[inv == j]) for j in range(n_groups)])
+    b = np.zeros(lv.size)
+    for _ in range(iters):
+        resid = lv - a[inv]
+        for k in range(lv.size):
+            near = np.concatenate([resid[max(0, k - window):k], resid[k + 1:k + 1 + window]])
+            b[k] = float(np.median(near)) if near.size else 0.0
+        b -= float(np.median(b))
+        a = np.array([np.median(lv[inv == j] - b[inv == j]) for j in range(n_groups)])
+    return b
+
+
 def _classify(value: Any, max_ms: float) -> tuple[float | None, str | None]:
     lat = _as_latency(value)
     if lat is None:
@@ -298,8 +370,9 @@ class _Interleaved:
         self.reason: dict[int, str] = {}
         self.dropped: list[str | None] = [None] * n
         self.raw: list[list[float]] = [[] for _ in range(n)]
-        self.ratios: list[list[float]] = [[] for _ in range(n)]
         self.ref: list[tuple[float, float]] = []
+        self.log_rows: list[int] = []  # every valid visit in time order (_REF included)
+        self.log_values: list[float] = []
         self.rng = np.random.default_rng(pol.seed)
         self.worker = _Worker(worker_init)
         self.start = time.perf_counter()
@@ -349,24 +422,44 @@ class _Interleaved:
             return None
         if row == _REF:
             self.ref.append((round(time.perf_counter() - self.start, 6), min(kept)))
+        self.log_rows.append(row)
+        self.log_values.append(min(kept))
         return min(kept)
 
     def alive(self, rows: Sequence[int]) -> list[int]:
         return [i for i in rows if self.dropped[i] is None]
 
     def round(self, rows: Sequence[int]) -> None:
-        r_prev = self.visit(_REF)
+        self.visit(_REF)
+        since_ref = 0
         for i in self.rng.permutation(np.asarray(rows, dtype=int)):
             i = int(i)
             if self.dropped[i] is not None:
                 continue
             v = self.visit(i)
-            r_next = self.visit(_REF)
-            refs = [r for r in (r_prev, r_next) if r is not None]
-            if v is not None and refs:
+            if v is not None:
                 self.raw[i].append(v)
-                self.ratios[i].append(v / (sum(refs) / len(refs)))
-            r_prev = r_next
+            since_ref += 1
+            if since_ref >= self.pol.reference_every:
+                self.visit(_REF)
+                since_ref = 0
+        if since_ref:
+            self.visit(_REF)
+
+    def samples(self) -> tuple[list[list[float]], float]:
+        """Each row's visits with the drift divided out (ms at the machine's median
+        state), in time order, and the reference's level ``L`` (ms)."""
+        rows = np.asarray(self.log_rows)
+        vals = np.asarray(self.log_values)
+        out: list[list[float]] = [[] for _ in self.timers]
+        if vals.size == 0 or not np.any(rows == _REF):
+            return out, float("nan")
+        b = _drift_model(rows, vals, self.pol.drift_window)
+        norm = vals / np.exp(b)
+        for r, v in zip(rows.tolist(), norm.tolist(), strict=True):
+            if r != _REF:
+                out[r].append(v)
+        return out, float(np.median(norm[rows == _REF]))
 
     def choose_reference(self) -> None:
         """A first pass, one visit per row; the reference is the row of median latency."""
@@ -374,6 +467,8 @@ class _Interleaved:
         ok = sorted((v, i) for v, i in firsts if v is not None)
         k = ok[(len(ok) - 1) // 2][1] if ok else len(self.timers) // 2
         self.reference = self.timers[k]
+        self.log_rows.clear()  # cold first visits, paired with nothing: not samples
+        self.log_values.clear()
         self.ref_note = f"workload {k} (median of a first pass)" if ok else \
             f"workload {k} (the middle one; no row gave a valid first reading)"
 
@@ -398,14 +493,16 @@ class _Interleaved:
                 n_rounds += 1
                 self._report(n_rounds, len(self.alive(all_rows)))
             while n_rounds < pol.max_rounds and self.alive(all_rows):
+                current, _ = self.samples()
                 wide = [i for i in self.alive(all_rows)
-                        if _rel_halfwidth(self.ratios[i]) >= pol.ci_rel]
+                        if _rel_halfwidth(current[i]) >= pol.ci_rel]
                 if not wide:
                     stop = "converged"
                     break
                 elapsed = time.perf_counter() - self.start
                 per_visit = elapsed / max(self.visits, 1)
-                if elapsed + per_visit * (2 * len(wide) + 1) > pol.max_seconds:
+                visits = len(wide) * (1 + 1 / pol.reference_every) + 1
+                if elapsed + per_visit * visits > pol.max_seconds:
                     stop = "max_seconds"
                     break
                 self.round(wide)
@@ -429,10 +526,11 @@ class _Interleaved:
         if not self.ref:
             raise MeasurementError(f"hardware plugin {self.name}: no valid reading of the "
                                    f"reference workload ({self.reason.get(_REF)})")
-        level = float(np.median([v for _, v in self.ref]))
+        samples, level = self.samples()
+        ratios_all = [[v / level for v in s] for s in samples]
         ms: list[Measurement | None] = []
         failures = list(self.dropped)
-        for i, ratios in enumerate(self.ratios):
+        for i, ratios in enumerate(ratios_all):
             if failures[i] is None and not ratios:
                 failures[i] = ("no paired sample: " + self.reason[i]) if i in self.reason \
                     else "no paired sample"
@@ -449,7 +547,7 @@ class _Interleaved:
         after = _conditions.snapshot()
         return BatchResult(
             measurements=ms, failures=failures, reference_ms=list(self.ref),
-            repeatability=_split_half([r for r, f in zip(self.ratios, failures, strict=True)
+            repeatability=_split_half([r for r, f in zip(ratios_all, failures, strict=True)
                                        if f is None]),
             warnings={k: self.counts[k] for k in _KINDS},
             conditions={"before": before, "after": after,
@@ -457,6 +555,7 @@ class _Interleaved:
             protocol={**self.pol.to_dict(), "name": "interleaved-reference",
                       "n_rounds": n_rounds, "stop_reason": stop, "reference": self.ref_note,
                       "reference_level_ms": level, "visit_value": "min",
+                      "estimator": "drift model (rolling median of neighbouring visits)",
                       "reference_failures": self.n_failed[_REF]},
             elapsed_s=round(time.perf_counter() - self.start, 6))
 
