@@ -105,6 +105,25 @@ def test_pick_family_spreads_over_latency() -> None:
         pick_family(lat, acc, 0)
 
 
+def test_pick_family_members_are_distinguishable_and_span_the_front() -> None:
+    lat = np.array([1.0, 1.05, 1.1, 2.0, 2.05, 3.0, 3.02])
+    acc = np.array([50, 51, 52, 60, 61, 70, 71], float)
+    half = 0.04  # +-40 us intervals: 1.0/1.05 overlap, 1.0/1.1 do not
+    idx = pick_family(lat, acc, 7, low_ms=lat - half, high_ms=lat + half)
+    chosen = idx.tolist()
+    assert chosen[0] == 0 and chosen[-1] == 6  # fastest and most accurate: the widest range
+    lo, hi = lat[idx] - half, lat[idx] + half
+    assert np.all(hi[:-1] < lo[1:])  # no two members' intervals overlap
+    assert len(chosen) < 7  # look-alikes are not padded in
+    # without intervals every front point is a candidate
+    assert len(pick_family(lat, acc, 7)) == 7
+    # a front that is all within the noise collapses to its most accurate point
+    flat = pick_family(lat[:2], acc[:2], 3, low_ms=lat[:2] - 1, high_ms=lat[:2] + 1)
+    assert flat.tolist() == [1]
+    with pytest.raises(ValueError, match="both"):
+        pick_family(lat, acc, 3, low_ms=lat)
+
+
 def test_study_records_and_resumes(tmp_path: Path, space: MobileNetV3Space) -> None:
     import optuna
 
