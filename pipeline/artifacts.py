@@ -2,9 +2,14 @@
 (``stage.json``: the stage's key, inputs' digests, config, files' SHA-256, versions).
 
 A stage's *key* hashes its resolved config and the digests of the artifacts it reads.
-``Artifacts.produce`` reuses the folder when its manifest carries the same key, and
-otherwise builds the artifact in a temporary folder that is renamed into place only
-when complete, so a crashed or interrupted stage never leaves a half-written artifact.
+``Artifacts.produce`` reuses the folder when its manifest carries the same key and the
+folder still holds exactly the files the manifest lists, with their SHA-256 (anything
+else is logged as a warning naming the file and the stage is rebuilt), and otherwise
+builds the artifact in a temporary folder (``.<stage>.*``) that is renamed into place
+only when complete, so a crashed or interrupted stage never leaves a half-written
+artifact. Temporary folders are only created while the run directory's lock is held
+(:mod:`switchnas.pipeline.lock`), so any present when a command starts are stale:
+:meth:`Artifacts.remove_stale_temporaries` deletes them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -21,14 +27,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Artifact", "Artifacts", "atomic_write_text", "file_sha256", "library_versions"]
+__all__ = ["Artifact", "ArtifactError", "Artifacts", "atomic_write_text", "file_sha256",
+           "library_versions"]
 
 log = logging.getLogger("switchnas")
 
 MANIFEST = "stage.json"
+#: A stage's temporary build folder in the run directory: ``.<stage>.<random>``.
+_TEMPORARY = re.compile(r"^\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+
+class ArtifactError(ValueError):
+    """A stage folder that does not match its manifest (missing, extra or changed file)."""
 
 
 def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -85,6 +99,44 @@ class Artifact:
     def summary(self) -> dict[str, Any]:
         return dict(self.manifest.get("summary", {}))
 
+    def verify(self) -> None:
+        """Check the folder against its manifest.
+
+        Every file listed in ``files`` must exist as a regular file with the recorded
+        SHA-256, no other file or link may be present (besides ``stage.json``), and the
+        manifest's ``digest`` must be the hash of its key and files.
+
+        Raises:
+            ArtifactError: the first mismatch, naming the file.
+        """
+        files = self.manifest.get("files")
+        key = self.manifest.get("key")
+        if not isinstance(files, dict) or not isinstance(key, str) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise ArtifactError(f"{self.path / MANIFEST}: malformed manifest")
+        if self.manifest.get("digest") != _stable_hash({"key": key, "files": files}):
+            raise ArtifactError(f"{self.path / MANIFEST}: digest does not match its files")
+        if self.path.is_symlink():
+            raise ArtifactError(f"{self.path}: is a symbolic link")
+        present: set[str] = set()
+        for root, dirs, names in os.walk(self.path):
+            for name in [*dirs, *names]:
+                p = Path(root) / name
+                rel = p.relative_to(self.path).as_posix()
+                if p.is_symlink():
+                    raise ArtifactError(f"{p}: symbolic link not listed in {MANIFEST}")
+                if name in names and rel != MANIFEST:
+                    present.add(rel)
+        extra = sorted(present - files.keys())
+        if extra:
+            raise ArtifactError(f"{self.path / extra[0]}: not listed in {MANIFEST}")
+        for rel, sha in sorted(files.items()):
+            p = self.path / rel
+            if rel not in present:
+                raise ArtifactError(f"{p}: listed in {MANIFEST} but missing")
+            if file_sha256(p) != sha:
+                raise ArtifactError(f"{p}: SHA-256 differs from {MANIFEST}")
+
 
 class Artifacts:
     """The artifacts of one run directory."""
@@ -92,6 +144,22 @@ class Artifacts:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the ``.<stage>.*`` build folders that killed runs left behind.
+
+        Call it only while holding the run directory's lock: then no build is in progress.
+
+        Returns:
+            The folders removed.
+        """
+        removed = []
+        for p in sorted(self.run_dir.iterdir()):
+            if _TEMPORARY.match(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                log.info("removed %s, left by an interrupted run", p)
+                removed.append(p)
+        return removed
 
     def produce(self, stage: str, *, config: Mapping[str, Any], inputs: Mapping[str, str],
                 build: Callable[[Path], dict[str, Any] | None],
@@ -107,11 +175,15 @@ class Artifacts:
             try:
                 old = Artifact(final)
                 if old.manifest.get("key") == key:
+                    old.verify()
                     log.info("stage %s: inputs unchanged, reusing %s", stage, final)
                     old.manifest["_reused"] = True
                     return old
-            except (ValueError, KeyError, OSError):
-                pass
+            except ArtifactError as exc:
+                log.warning("stage %s: %s; rebuilding the stage", stage, exc)
+            except (ValueError, KeyError, OSError, AttributeError, RecursionError) as exc:
+                log.warning("stage %s: unreadable %s (%s); rebuilding the stage", stage,
+                            final / MANIFEST, exc)
         tmp = Path(tempfile.mkdtemp(dir=self.run_dir, prefix=f".{stage}."))
         try:
             t0 = time.perf_counter()
@@ -132,7 +204,9 @@ class Artifacts:
                 "summary": summary,
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-            if final.exists():
+            if final.is_symlink() or final.is_file():
+                final.unlink()
+            elif final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from switchnas.supernets.base import SuperNet, Task, check_protocol
 
 from .artifacts import Artifacts
 
-__all__ = ["Context", "ConfigError", "import_object"]
+__all__ = ["Context", "ConfigError", "import_object", "instantiate_config"]
 
 log = logging.getLogger("switchnas")
 
@@ -31,12 +32,26 @@ def import_object(target: str) -> Any:
     return getattr(importlib.import_module(mod), attr)
 
 
-def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+def instantiate_config(node: Any, what: str, *, overrides: Mapping[str, Any] | None = None
+                       ) -> Any:
+    """Hydra-instantiate a config node (``_target_`` + arguments) of the user's config.
+
+    Args:
+        node: the config node.
+        what: names the node in error messages (``"hardware"``, ``"supernet ofa_mbv3"``).
+        overrides: arguments replacing the node's own.
+
+    Returns:
+        The constructed object.
+
+    Raises:
+        ConfigError: construction failed (bad argument, missing file ...), naming ``what``.
+    """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     try:
-        return instantiate(node, **kwargs)
+        return instantiate(node, **dict(overrides or {}))
     except InstantiationException as exc:
         cause = exc.__cause__ or exc
         if isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
@@ -77,7 +92,7 @@ class Context:
 
     @functools.cached_property
     def data(self) -> Any:
-        return _instantiate(self.cfg.data, "data")
+        return instantiate_config(self.cfg.data, "data")
 
     @functools.cached_property
     def space_override(self) -> dict[str, Any] | None:
@@ -94,13 +109,14 @@ class Context:
 
     def new_supernet(self) -> SuperNet:
         extra = {"space": self.space_override} if self.space_override else {}
-        net = _instantiate(self.cfg.supernet.net, f"supernet {self.cfg.supernet.name}", **extra)
+        net = instantiate_config(self.cfg.supernet.net, f"supernet {self.cfg.supernet.name}",
+                                 overrides=extra)
         check_protocol(net, SuperNet, "supernet")
         return net
 
     @functools.cached_property
     def task(self) -> Task:
-        task = _instantiate(self.cfg.supernet.task, f"supernet {self.cfg.supernet.name} task")
+        task = instantiate_config(self.cfg.supernet.task, f"supernet {self.cfg.supernet.name} task")
         check_protocol(task, Task, "task")
         return task
 
@@ -108,7 +124,7 @@ class Context:
     def plugin(self) -> Any:
         from switchnas.plugins.registry import validate_plugin
 
-        return validate_plugin(_instantiate(self.cfg.hardware, "hardware"))
+        return validate_plugin(instantiate_config(self.cfg.hardware, "hardware"))
 
     def rng(self, salt: int) -> np.random.Generator:
         return np.random.default_rng([int(self.cfg.seed), salt])

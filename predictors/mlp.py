@@ -10,6 +10,7 @@ per-feature maximum and the target maximum instead of HAT's hand-chosen constant
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -76,13 +77,7 @@ class HatMLP(RegressorMixin, BaseEstimator):
         try:
             gen = torch.Generator().manual_seed(int(self.seed))
             torch.manual_seed(int(self.seed))
-            layers: list[nn.Module] = []
-            width = Xa.shape[1]
-            for _ in range(self.n_hidden):
-                layers += [nn.Linear(width, self.hidden), nn.ReLU()]
-                width = self.hidden
-            layers.append(nn.Linear(width, 1))
-            net = nn.Sequential(*layers)
+            net = _mlp([Xa.shape[1]] + [int(self.hidden)] * int(self.n_hidden) + [1])
             xt = torch.from_numpy(Xa / fs).float()
             yt = torch.from_numpy(ya / ts).float().unsqueeze(1)
             try:  # the fused kernel is the same Adam, a third faster on a CPU
@@ -104,6 +99,33 @@ class HatMLP(RegressorMixin, BaseEstimator):
         self.net_ = net
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The estimator's state with the fitted network as plain arrays.
+
+        ``net_`` (a torch module) is stored as ``net_weights_``: each linear layer's
+        weight and bias as float32 numpy arrays, in order, which is what
+        :func:`switchnas.predictors.persist.save_predictor` (and ``copy``) persists.
+        """
+        state = dict(super().__getstate__())
+        net = state.pop("net_", None)
+        if net is not None:
+            state["net_weights_"] = [t.detach().cpu().numpy().astype(np.float32, copy=True)
+                                     for t in net.state_dict().values()]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`__getstate__`: the network is rebuilt from its arrays.
+
+        Raises:
+            ValueError: ``net_weights_`` is not a chain of (weight, bias) pairs of
+                matching 2-d / 1-d shapes ending in one output.
+        """
+        state = dict(state)
+        weights = state.pop("net_weights_", None)
+        super().__setstate__(state)
+        if weights is not None:
+            self.net_ = _net_from_arrays(list(weights), state.get("n_features_in_"))
+
     def predict(self, X: ArrayLike) -> np.ndarray:
         import torch
 
@@ -112,3 +134,38 @@ class HatMLP(RegressorMixin, BaseEstimator):
         with torch.no_grad():
             out = self.net_(torch.from_numpy(Xa / self.feature_scale_).float()).double().numpy()
         return out.ravel() * self.target_scale_
+
+
+def _mlp(widths: Sequence[int]) -> Any:
+    """``Linear -> ReLU -> ... -> Linear`` through ``widths`` (input first, output last)."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-2], widths[1:-1], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    return nn.Sequential(*layers)
+
+
+def _net_from_arrays(arrays: list[Any], n_features: Any) -> Any:
+    import torch
+
+    if len(arrays) < 2 or len(arrays) % 2:
+        raise ValueError(f"HatMLP state: expected (weight, bias) pairs, got {len(arrays)} arrays")
+    ws = [np.asarray(a, dtype=np.float32) for a in arrays[0::2]]
+    bs = [np.asarray(a, dtype=np.float32) for a in arrays[1::2]]
+    widths = [ws[0].shape[1] if ws[0].ndim == 2 else -1]
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        if w.ndim != 2 or b.shape != (w.shape[0],) or w.shape[1] != widths[-1]:
+            raise ValueError(f"HatMLP state: layer {i} has weight {w.shape} and bias {b.shape} "
+                             f"after a layer of width {widths[-1]}")
+        widths.append(w.shape[0])
+    if widths[-1] != 1 or (n_features is not None and widths[0] != int(n_features)):
+        raise ValueError(f"HatMLP state: layer widths {widths} do not map "
+                         f"{n_features} features to 1 output")
+    net = _mlp(widths)
+    with torch.no_grad():
+        for p, a in zip(net.parameters(), [x for pair in zip(ws, bs, strict=True) for x in pair],
+                        strict=True):
+            p.copy_(torch.from_numpy(a))
+    return net.eval()

@@ -68,20 +68,75 @@ def write_space_file(path: Path, space: ChoiceSpace, *, source: Mapping[str, Any
     return target
 
 
+#: The largest space file read (a reduced space of any real super-network is a few KB).
+MAX_SPACE_FILE_BYTES = 1 << 20
+
+
 def read_space_file(path: str | Path) -> dict[str, Any]:
-    """The space dict of a file written by :func:`write_space_file` (JSON or YAML)."""
+    """The space dict of a file written by :func:`write_space_file` (JSON or YAML).
+
+    The content is checked, not just parsed: ``{"space": {"name": str, "dimensions":
+    {name: {"choices": [[value, ...], ...], "scalar": bool}}}}`` with at least one
+    dimension, every position with at least one choice, and choices that are numbers,
+    strings or booleans.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: the file is larger than :data:`MAX_SPACE_FILE_BYTES`, is not JSON or
+            YAML, or is not a space file (the message says what is wrong).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"space file {str(p)!r} does not exist")
-    text = p.read_text()
+    if p.stat().st_size > MAX_SPACE_FILE_BYTES:
+        raise ValueError(f"{str(p)!r} is larger than {MAX_SPACE_FILE_BYTES} bytes; "
+                         "not a space file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{str(p)!r} cannot be read as text: {exc}") from exc
     try:
         data = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError(f"{str(p)!r} is nested too deeply; not a space file") from exc
     except json.JSONDecodeError:
         import yaml
 
-        data = yaml.safe_load(text)
-    if not isinstance(data, dict) or not isinstance(data.get("space"), dict) or \
-            "dimensions" not in data["space"]:
-        raise ValueError(f"{str(p)!r} is not a space file (expected a 'space' mapping with "
-                         "'dimensions')")
+        try:
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise ValueError(f"{str(p)!r} is neither JSON nor YAML; not a space file") from exc
+    problem = _space_problem(data)
+    if problem:
+        raise ValueError(f"{str(p)!r} is not a space file: {problem} (expected "
+                         "{'space': {'name': ..., 'dimensions': {name: {'choices': "
+                         "[[...], ...], 'scalar': bool}}}} as written by `switchnas reduce`)")
     return dict(data["space"])
+
+
+def _space_problem(data: Any) -> str | None:
+    """What is wrong with a loaded space file, or ``None``."""
+    if not isinstance(data, dict) or not isinstance(data.get("space"), dict):
+        return "no 'space' mapping at the top"
+    space = data["space"]
+    if not isinstance(space.get("name"), str):
+        return "'space.name' must be a string"
+    dims = space.get("dimensions")
+    if not isinstance(dims, dict) or not dims:
+        return "'space.dimensions' must be a non-empty mapping"
+    for name, dim in dims.items():
+        if not isinstance(name, str) or not isinstance(dim, dict):
+            return f"dimension {name!r} must be a mapping with 'choices'"
+        choices = dim.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return f"dimension {name!r}: 'choices' must be a non-empty list of lists"
+        for i, pos in enumerate(choices):
+            if not isinstance(pos, list) or not pos or not all(
+                    isinstance(v, (int, float, str)) for v in pos):
+                return (f"dimension {name!r} position {i}: choices must be a non-empty list "
+                        "of numbers or strings")
+        if not isinstance(dim.get("scalar", False), bool):
+            return f"dimension {name!r}: 'scalar' must be true or false"
+        if dim.get("scalar") and len(choices) != 1:
+            return f"dimension {name!r}: a scalar dimension has exactly one position"
+    return None

@@ -11,7 +11,7 @@ import numpy as np
 from switchnas.search.strategies import InfeasibleConstraintError, SearchStrategy
 
 from ..artifacts import Artifact
-from ..context import ConfigError, Context, _instantiate
+from ..context import ConfigError, Context, instantiate_config
 from . import fit
 from ._util import memo, write_json
 
@@ -24,18 +24,18 @@ def run(ctx: Context) -> Artifact:
 
 def _run(ctx: Context) -> Artifact:
     ft = fit.run(ctx)
-    strategy: SearchStrategy = _instantiate(ctx.cfg.search, f"search {ctx.cfg.search.get('name')}")
+    strategy: SearchStrategy = instantiate_config(ctx.cfg.search,
+                                                  f"search {ctx.cfg.search.get('name')}")
 
     def build(tmp: Path) -> dict[str, Any]:
         net = ctx.new_supernet()
         space = net.space
         models = fit.load_predictors(ft)
-        enc = models.get("encodings", {"latency": "space", "accuracy": "space"})
+        lat, acc = models["latency"], models["accuracy"]
 
         def score(configs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
             Xs = fit.encodings(net, configs)
-            return (models["latency"].predict(Xs[enc["latency"]]),
-                    models["accuracy"].predict(Xs[enc["accuracy"]]))
+            return lat.predict(Xs[lat.encoding]), acc.predict(Xs[acc.encoding])
 
         max_lat = ctx.cfg.search.get("max_latency_ms")
         if max_lat is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from switchnas.pipeline.artifacts import Artifacts
+from switchnas.pipeline.artifacts import Artifact, Artifacts
 
 
 def test_reuse_and_rebuild(tmp_path: Path) -> None:
@@ -40,3 +43,67 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
         arts.produce("s", config={"a": 2}, inputs={}, build=broken)
     assert (tmp_path / "s" / "f").read_text() == "ok"  # the previous artifact is intact
     assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temporary folder left
+
+
+def _finished(tmp_path: Path) -> tuple[Artifacts, list[int], Callable[[], Artifact]]:
+    arts = Artifacts(tmp_path)
+    calls: list[int] = []
+
+    def build(tmp: Path) -> None:
+        calls.append(1)
+        (tmp / "latency.json").write_text('{"rows": [1, 2, 3]}')
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "model.bin").write_bytes(b"\0\1\2")
+
+    def produce() -> Artifact:
+        return arts.produce("profile", config={"n": 3}, inputs={}, build=build)
+
+    produce()
+    assert len(calls) == 1 and produce().reused and len(calls) == 1
+    return arts, calls, produce
+
+
+@pytest.mark.parametrize(("tamper", "named"), [
+    (lambda d: (d / "latency.json").write_text('{"rows": [1, 2, 4]}'), "latency.json: SHA-256"),
+    (lambda d: (d / "sub" / "model.bin").unlink(), "model.bin: listed in stage.json but missing"),
+    (lambda d: (d / "predictors.pkl").write_bytes(b"\x80\x04."), "predictors.pkl: not listed"),
+    (lambda d: (d / "sub" / "extra").mkdir() or (d / "sub" / "extra" / "x").write_text(""),
+     "x: not listed"),
+    (lambda d: (d / "latency.json").unlink() or (d / "latency.json").symlink_to("/etc/hostname"),
+     "latency.json: symbolic link"),
+    (lambda d: (d / "stage.json").write_text(
+        (d / "stage.json").read_text().replace('"digest": "', '"digest": "0')),
+     "digest does not match"),
+    (lambda d: (d / "stage.json").write_text("[]"), "unreadable"),
+])
+def test_tampered_artifact_is_rebuilt_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, tamper: Callable[[Path], object],
+        named: str) -> None:
+    arts, calls, produce = _finished(tmp_path)
+    before = (tmp_path / "profile" / "stage.json").read_text()
+    tamper(tmp_path / "profile")
+    with caplog.at_level(logging.WARNING, logger="switchnas"):
+        art = produce()
+    assert len(calls) == 2 and not art.reused
+    assert any(named in r.getMessage() and "rebuilding" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert json.loads((tmp_path / "profile" / "latency.json").read_text()) == {"rows": [1, 2, 3]}
+    assert not (tmp_path / "profile" / "predictors.pkl").exists()
+    assert json.loads(before)["digest"] == art.digest  # the same inputs give the same artifact
+    art.verify()
+    assert produce().reused and len(calls) == 2
+
+
+def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
+    arts, _, produce = _finished(tmp_path)
+    stale = [tmp_path / ".train.k2j4_x9a", tmp_path / ".export.abc12345"]
+    for d in stale:
+        (d / "deep").mkdir(parents=True)
+        (d / "deep" / "half.safetensors").write_bytes(b"half")
+    keep = [tmp_path / ".hydra", tmp_path / ".lock", tmp_path / "notes.txt"]
+    keep[0].mkdir()
+    keep[1].write_text("")
+    keep[2].write_text("mine")
+    assert sorted(arts.remove_stale_temporaries()) == sorted(stale)
+    assert not any(d.exists() for d in stale) and all(p.exists() for p in keep)
+    assert produce().reused
