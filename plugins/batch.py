@@ -102,11 +102,11 @@ class BatchPolicy:
             reference visits around it, i.e. plain pairing).
     """
 
-    rounds: int = 8
+    rounds: int = 16
     max_rounds: int = 24
-    runs_per_visit: int = 3
-    warmup_runs: int = 1
-    ci_rel: float = 0.02
+    runs_per_visit: int = 1
+    warmup_runs: int = 0
+    ci_rel: float = 0.01
     max_seconds: float = 300.0
     sample_timeout_s: float = 10.0
     max_failures: int = 3
@@ -454,7 +454,7 @@ class _Interleaved:
         out: list[list[float]] = [[] for _ in self.timers]
         if vals.size == 0 or not np.any(rows == _REF):
             return out, float("nan")
-        b = _drift_model(rows, vals, self.pol.drift_window)
+        b = _drift_model(rows.tolist(), vals.tolist(), self.pol.drift_window)
         norm = vals / np.exp(b)
         for r, v in zip(rows.tolist(), norm.tolist(), strict=True):
             if r != _REF:

@@ -100,7 +100,8 @@ def test_from_batch_keeps_rows_and_the_record(tmp_path: Path) -> None:
     assert meta["dropped"] == 1 and meta["failures"][0]["index"] == 1
     assert "ZeroDivisionError" in meta["failures"][0]["reason"]
     assert meta["protocol"]["name"] == "interleaved-reference"
-    assert meta["warnings"]["raised"] == 2 and len(meta["reference_ms"]) == 2 * (4 + 1)
+    assert meta["warnings"]["raised"] == 2
+    assert len(meta["reference_ms"]) == len(result.reference_ms) >= 2 * 2  # the drift record
     assert set(meta["repeatability"]) >= {"kendall", "rel_error", "noise_floor"}
     assert "overloaded" in meta["conditions"]
     back = MeasurementDataset.load(ds.save(tmp_path / "lat.json"))
