@@ -55,8 +55,22 @@ def _print_family(ctx: Any, art: Any) -> None:
     print(f"\nbundle: {art.path}")
 
 
+def _print_trust(run_dir: Path) -> None:
+    """The run's latency trust report, on the terminal and in the run's log."""
+    from .stages._util import say
+    from .summary import format_trust_report, trust_report
+
+    rep = trust_report(run_dir)
+    say("\n" + format_trust_report(rep), level=logging.WARNING if rep["warnings"]
+           else logging.INFO)
+
+
 def _execute(cfg: DictConfig) -> None:
+    from switchnas.plugins.measure import MeasurementError
+
     from .context import ConfigError, Context
+    from .lock import RunDirectoryLocked, RunLock
+    from .schema import validate_config
     from .stages import (
         demo,
         evaluate,
@@ -72,11 +86,21 @@ def _execute(cfg: DictConfig) -> None:
 
     stage = _STAGE or str(cfg.stage)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    ctx = Context(cfg, run_dir)
     modules = {"train": train, "profile": profile, "evaluate": evaluate, "fit": fit,
                "search": search, "validate": validate, "family": family, "export": export,
                "reduce": reduce}
+    lock = None
     try:
+        if stage not in ("run", *STAGES):
+            raise ConfigError(f"stage={stage!r} is not a stage; choose from "
+                              f"{['run', *STAGES]}")
+        ctx = Context(cfg, run_dir)
+        # Every user error is found here, before any work (and before taking the lock).
+        validate_config(ctx.cfg, command=stage)
+        lock = RunLock(run_dir, timeout=float(ctx.cfg.get("lock_timeout", 0)),
+                       command=" ".join(["switchnas", stage, *_OVERRIDES]))
+        lock.acquire()
+        ctx.artifacts.remove_stale_temporaries()
         if stage in modules:
             art = modules[stage].run(ctx)
             print(f"{stage}: {art.path}" + ("  (reused)" if art.reused else ""))
@@ -87,18 +111,24 @@ def _execute(cfg: DictConfig) -> None:
             if cfg.runtime_demo.enabled or stage == "demo":
                 demo.run(ctx)
             _print_family(ctx, art)
-        else:
-            raise ConfigError(f"stage={stage!r} is not a stage; choose from "
-                              f"{['run', *STAGES]}")
-    except (ConfigError, FileNotFoundError) as exc:
+            _print_trust(ctx.run_dir)
+    except (ConfigError, FileNotFoundError, RunDirectoryLocked) as exc:
         print(f"switchnas: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except ValueError as exc:  # invalid values deep in a component: same treatment
         print(f"switchnas: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except MeasurementError as exc:  # too few measurements survived: said once, plainly
+        log.error("%s", exc)
+        print(f"switchnas: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 _STAGE: str | None = None  # the command being run (set by main, read by the Hydra app)
+_OVERRIDES: list[str] = []  # its command-line arguments (recorded in the run dir's lock)
 
 
 @hydra.main(config_path="pkg://switchnas.conf", config_name="config", version_base="1.3")
@@ -135,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     # Hydra's parser wants overrides in one run: put ours next to the user's.
     first_opt = next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))
-    global _STAGE
-    saved, _STAGE = sys.argv, cmd
+    global _STAGE, _OVERRIDES
+    saved, _STAGE, _OVERRIDES = sys.argv, cmd, list(rest)
     sys.argv = [f"switchnas {cmd}", *rest[:first_opt], *extra, *rest[first_opt:]]
     try:
         _app()
@@ -144,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
-        sys.argv, _STAGE = saved, None
+        sys.argv, _STAGE, _OVERRIDES = saved, None, []
     return 0
 
 

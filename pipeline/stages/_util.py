@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from ..artifacts import Artifact, atomic_write_text
 from ..context import Context
 
-__all__ = ["memo", "unique_sample", "workload", "write_json", "read_json"]
+__all__ = ["memo", "read_json", "say", "unique_sample", "workload", "write_json"]
 
 
 def memo(ctx: Context, stage: str, fn: Callable[[], Artifact]) -> Artifact:
@@ -63,3 +64,21 @@ def workload(net: Any, config: Mapping[str, Any]) -> tuple[Any, Any]:
     if hasattr(net, "latency_workload"):
         return net.latency_workload(config, batch=1)
     return net.extract(config).eval(), net.example_input(config, 1)
+
+
+def say(text: str, *, level: int = logging.INFO) -> None:
+    """Print ``text`` for the user and write it to the run's log file(s) too.
+
+    The terminal gets the plain text (no timestamps); every file handler of the root
+    logger (Hydra's ``<run dir>/<command>.log``) gets one record per line, so the log
+    holds everything the terminal summary shows without printing it twice.
+    """
+    print(text)
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        record = logging.LogRecord("switchnas", level, __file__, 0, "%s", (line,), None)
+        for h in files:
+            if record.levelno >= h.level:
+                h.handle(record)

@@ -4,7 +4,6 @@ among the registered candidates; held-out MAPE, RMSE and Kendall tau are reporte
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,25 @@ import numpy as np
 
 from switchnas.predictors.dataset import MeasurementDataset
 from switchnas.predictors.metrics import regression_report
+from switchnas.predictors.persist import (
+    SavedPredictor,
+    load_predictor,
+    save_predictor,
+)
 from switchnas.predictors.selection import select_encoding_and_predictor, select_predictor
 
 from ..artifacts import Artifact
 from ..context import Context
 from . import evaluate, profile
-from ._util import memo, read_json, write_json
+from ._util import memo, read_json, say, write_json
 
-__all__ = ["encode", "encodings", "load_predictors", "run"]
+__all__ = ["PREDICTORS", "encode", "encodings", "holdout_rows", "load_predictors",
+           "min_rows", "run"]
+
+#: The predictors ``fit`` writes, as ``<name>.skops`` (+ ``.skops.json``) in its folder.
+PREDICTORS = ("latency", "accuracy")
+#: The fewest rows a predictor is cross-validated on (see ``select_predictor``).
+MIN_TRAIN_ROWS = 4
 
 log = logging.getLogger("switchnas")
 
@@ -39,11 +49,31 @@ def encode(net: Any, name: str, configs: list[dict[str, Any]]) -> np.ndarray:
     return encodings(net, configs)[name]
 
 
+def holdout_rows(n: int, holdout: float) -> int:
+    """Rows of ``n`` held out to report the fit (at least 2 when ``holdout > 0``)."""
+    return max(2, round(holdout * n)) if holdout > 0 else 0
+
+
+def min_rows(holdout: float) -> int:
+    """The fewest measured rows ``fit`` accepts with ``fit.holdout=holdout``: what is
+    left after the held-out rows must still be enough to cross-validate.
+
+    Raises:
+        ValueError: ``holdout`` is not in ``[0, 0.9)``.
+    """
+    if not 0 <= holdout < 0.9:
+        raise ValueError(f"fit.holdout={holdout}: must be in [0, 0.9)")
+    n = MIN_TRAIN_ROWS
+    while n - holdout_rows(n, holdout) < MIN_TRAIN_ROWS:
+        n += 1
+    return n
+
+
 def _fit_one(Xs: dict[str, np.ndarray], y: np.ndarray, *, candidates: Any, cv: int,
              holdout: float, seed: int, metric: str) -> tuple[Any, dict[str, Any]]:
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(y))
-    n_test = max(2, round(holdout * len(y))) if holdout > 0 else 0
+    n_test = holdout_rows(len(y), holdout)
     test, train = idx[:n_test], idx[n_test:]
     model, report = select_encoding_and_predictor(
         {k: X[train] for k, X in Xs.items()}, y[train], candidates=candidates, cv=cv,
@@ -75,19 +105,23 @@ def _run(ctx: Context) -> Artifact:
                                       holdout=holdout, seed=seed, metric="mape")
         acc_model, acc_rep = _fit_one(X_acc, y_acc, candidates=pcfg.accuracy_candidates, cv=cv,
                                       holdout=holdout, seed=seed, metric="rmse")
-        # Our own fitted scikit-learn estimators, read back only by later stages of this run.
-        with open(tmp / "predictors.pkl", "wb") as f:
-            pickle.dump({"latency": lat_model, "accuracy": acc_model,
-                         "encodings": {"latency": lat_rep["encoding"],
-                                       "accuracy": acc_rep["encoding"]}}, f)
+        # skops files (no pickle): loading them runs no code from the run directory.
+        save_predictor(lat_model, tmp / "latency.skops", encoding=lat_rep["encoding"])
+        save_predictor(acc_model, tmp / "accuracy.skops", encoding=acc_rep["encoding"])
+        floor = (ds.meta.get("repeatability") or {}).get("noise_floor")
+        lat_rep["noise_floor_pct"] = 100 * float(floor) if floor is not None else None
         report = {"latency": lat_rep, "accuracy": {**acc_rep, "metric": acc["metric"]}}
         write_json(tmp / "report.json", report)
         for what, rep in report.items():
             h = rep["holdout"]
             if h:
-                print(f"fit {what:8s}: {rep['chosen']:<8s} on {rep['encoding']:<9s} held-out MAPE {h['mape']:.2f}%  "
-                      f"RMSE {h['rmse']:.4g}  Kendall tau {h['kendall']:.3f}  "
-                      f"(train {rep['n_train']}, held out {rep['n_holdout']})")
+                nf = rep.get("noise_floor_pct")
+                beside = f"  [measurement noise floor {nf:.2f}%]" if nf is not None else ""
+                line = (f"fit {what:8s}: {rep['chosen']:<8s} on {rep['encoding']:<9s} "
+                        f"held-out MAPE {h['mape']:.2f}%  RMSE {h['rmse']:.4g}  Kendall tau "
+                        f"{h['kendall']:.3f}  (train {rep['n_train']}, held out "
+                        f"{rep['n_holdout']}){beside}")
+                say(line)
         return report
 
     return ctx.artifacts.produce("fit", config=ctx.section("predictor", "fit", "seed"),
@@ -95,6 +129,13 @@ def _run(ctx: Context) -> Artifact:
                                  build=build)
 
 
-def load_predictors(art: Artifact) -> dict[str, Any]:
-    with open(art / "predictors.pkl", "rb") as f:
-        return dict(pickle.load(f))
+def load_predictors(art: Artifact) -> dict[str, SavedPredictor]:
+    """The ``fit`` stage's predictors, by name (:data:`PREDICTORS`).
+
+    Each is loaded with :func:`switchnas.predictors.persist.load_predictor`: only
+    allow-listed types, nothing executed.
+
+    Raises:
+        PredictorFileError: a predictor file is missing, edited or names other types.
+    """
+    return {name: load_predictor(art / f"{name}.skops") for name in PREDICTORS}

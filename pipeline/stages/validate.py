@@ -12,15 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
+from switchnas.plugins.measure import MeasurementError
+from switchnas.predictors.dataset import MeasurementDataset
 from switchnas.search.pareto import pareto_mask
 from switchnas.search.study import record_measurements
 
 from ..artifacts import Artifact
 from ..context import ConfigError, Context
-from . import search, train
-from ._util import memo, read_json, workload, write_json
+from . import profile, search, train
+from ._measure import measure_configs
+from ._util import memo, read_json, write_json
 
 __all__ = ["run", "score_with_bn"]
 
@@ -66,16 +68,27 @@ def _run(ctx: Context) -> Artifact:
         net = ctx.supernet
         front = read_json(sr / "front.json")["rows"]
         picked = [front[i] for i in _spread(front, n)]
+        # the candidates are measured together, interleaved, as one batch, in the
+        # profile's units (same reference sub-network, the profile's level)
+        level = MeasurementDataset.load(profile.run(ctx) / "latency.json").meta.get(
+            "protocol", {}).get("reference_level_ms")
+        result = measure_configs(ctx, net, [r["config"] for r in picked], salt=2,
+                                 level_ms=float(level) if level else None)
+        kept = [i for i, m in enumerate(result.measurements) if m is not None]
+        if not kept:
+            raise MeasurementError(f"validate: none of the {len(picked)} candidates could be "
+                               f"measured on {ctx.plugin.name}: {result.failures[:3]}")
+        picked = [picked[i] for i in kept]
+        meas = [result.measurements[i] for i in kept]
         configs = [r["config"] for r in picked]
-        lat = []
-        for cfg in tqdm(configs, desc=f"validate latency ({ctx.plugin.name})",
-                        disable=not ctx.progress, leave=False):
-            module, x = workload(net, cfg)
-            lat.append(ctx.plugin.measure(module, x).median_ms)
+        lat = [m.median_ms for m in meas]  # type: ignore[union-attr]
+        write_json(tmp / "batch.json", result.to_dict())
         scores, bns = score_with_bn(ctx, net, configs, "test")
         rows = [{"config": c, "latency_ms": float(la), "accuracy": float(s),
+                 "latency_low_ms": float(m.meta.get("ci_low_ms", la)),  # type: ignore[union-attr]
+                 "latency_high_ms": float(m.meta.get("ci_high_ms", la)),  # type: ignore[union-attr]
                  "predicted_latency_ms": r["latency_ms"], "predicted_accuracy": r["accuracy"]}
-                for c, la, s, r in zip(configs, lat, scores, picked, strict=True)]
+                for c, la, s, r, m in zip(configs, lat, scores, picked, meas, strict=True)]
         mask = pareto_mask(np.asarray(lat), scores)
         for r, m in zip(rows, mask, strict=True):
             r["pareto"] = bool(m)
@@ -86,10 +99,13 @@ def _run(ctx: Context) -> Artifact:
         n_trials = record_measurements(tmp / "study.db", "validate", net.space,
                                        [{k: v for k, v in r.items()} for r in rows])
         _plot(tmp / "pareto.png", front, rows, ctx.task.metric, desc)
-        return {"measured": len(rows), "pareto": int(mask.sum()), "trials": n_trials}
+        return {"measured": len(rows), "dropped": len(result.measurements) - len(rows),
+                "pareto": int(mask.sum()), "trials": n_trials,
+                "repeatability": result.repeatability, "warnings": result.warnings,
+                "overloaded": bool(result.conditions.get("overloaded", False))}
 
-    return ctx.artifacts.produce("validate", config={**ctx.section("validate", "seed",
-                                                                   "hardware"),
+    return ctx.artifacts.produce("validate", config={**ctx.section("validate", "measure",
+                                                                   "seed", "hardware"),
                                                      "describe": desc},
                                  inputs={"search": sr.digest, "train": tr.digest}, build=build)
 
@@ -106,8 +122,11 @@ def _plot(path: Path, front: list[dict[str, Any]], rows: list[dict[str, Any]], m
             color="0.6", label="predicted front")
     ax.plot([r["predicted_latency_ms"] for r in rows], [r["predicted_accuracy"] for r in rows],
             "o", mfc="none", color="C0", label="predicted (validated members)")
-    ax.plot([r["latency_ms"] for r in rows], [r["accuracy"] for r in rows], "s", color="C1",
-            label="measured")
+    lat = np.asarray([r["latency_ms"] for r in rows])
+    err = np.asarray([[r["latency_ms"] - r.get("latency_low_ms", r["latency_ms"]) for r in rows],
+                      [r.get("latency_high_ms", r["latency_ms"]) - r["latency_ms"] for r in rows]])
+    ax.errorbar(lat, [r["accuracy"] for r in rows], xerr=np.clip(err, 0, None), fmt="s",
+                color="C1", ms=4, capsize=2, label="measured (95 % interval)")
     par = sorted((r for r in rows if r["pareto"]), key=lambda r: r["latency_ms"])
     ax.step([r["latency_ms"] for r in par], [r["accuracy"] for r in par], where="post",
             color="C1", lw=1)

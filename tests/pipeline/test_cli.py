@@ -41,8 +41,21 @@ def test_tiny_run_writes_bundle_and_reports(tiny_run: tuple[Path, str]) -> None:
     assert (run_dir / "validate" / "study.db").is_file()
     assert "family (ofa_mbv3 on cpu" in out and f"bundle: {run_dir / 'bundle'}" in out
     assert "held-out MAPE" in out and "runtime demo" in out
+    # the profile was measured as one interleaved batch, with its noise floor, and the run
+    # ends with the latency trust report beside the predictor's error
+    prof = json.loads((run_dir / "profile" / "latency.json").read_text())
+    assert prof["meta"]["protocol"]["name"] == "interleaved-reference"
+    assert 0 <= prof["meta"]["repeatability"]["noise_floor"] < 1
+    assert "measurement noise floor" in out and "latency trust: noise floor" in out
+    rows = json.loads((run_dir / "validate" / "measured.json").read_text())["rows"]
+    assert all(r["latency_low_ms"] <= r["latency_ms"] <= r["latency_high_ms"] for r in rows)
     report = json.loads((run_dir / "fit" / "report.json").read_text())
     assert {"mape", "rmse", "kendall"} <= set(report["latency"]["holdout"])
+    # predictors are skops files with their encoding beside them; no pickle anywhere
+    for name in ("latency", "accuracy"):
+        meta = json.loads((run_dir / "fit" / f"{name}.skops.json").read_text())
+        assert meta["encoding"] == report[name]["encoding"]
+    assert not list(run_dir.rglob("*.pkl")) and not list(run_dir.rglob("*.pickle"))
 
 
 @pytest.mark.slow
@@ -76,8 +89,11 @@ def test_bundle_member_equals_extracted_subnetwork(tiny_run: tuple[Path, str]) -
 @pytest.mark.slow
 def test_rerun_reuses_every_stage_and_stages_run_alone(tiny_run: tuple[Path, str]) -> None:
     run_dir, _ = tiny_run
+    stale = run_dir / ".validate.k1ll3d00"  # what a killed run leaves behind
+    (stale / "sub").mkdir(parents=True)
     proc = switchnas("family", "preset=tiny", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not stale.exists()
     log = (run_dir / "cli.log").read_text() if (run_dir / "cli.log").exists() else proc.stderr
     for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
         assert f"stage {stage}: inputs unchanged" in proc.stderr + log, stage
@@ -92,7 +108,8 @@ def test_infeasible_constraint_fails_cleanly(tiny_run: tuple[Path, str]) -> None
     assert proc.returncode == 2
     assert "search.max_latency_ms=0.0001 is infeasible" in proc.stderr
     assert (run_dir / "search" / "stage.json").read_text() == before
-    assert not [p for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
+    assert not [p for p in run_dir.iterdir()
+                if p.name.startswith(".") and p.name not in (".hydra", ".lock")]
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -171,7 +188,7 @@ def test_hat_tiny_run(tmp_path: Path) -> None:
     proc = switchnas("run", "supernet=hat_wmt14ende", "preset=tiny", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    assert manifest["supernet"]["target"].startswith("switchnas.supernets.hat")
+    assert manifest["supernet"]["name"] == "hat" and "target" not in manifest["supernet"]
     assert "family (hat_wmt14ende on cpu, bleu" in proc.stdout
     bundle = load(tmp_path / "bundle")
     assert len(bundle.members) >= 1
