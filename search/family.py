@@ -11,7 +11,8 @@ __all__ = ["pick_family"]
 
 def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int, *,
                 low_ms: np.ndarray | None = None,
-                high_ms: np.ndarray | None = None) -> np.ndarray:
+                high_ms: np.ndarray | None = None,
+                accuracy_tolerance: float = 0.0) -> np.ndarray:
     """Indices of up to ``k`` Pareto points, fastest to slowest, spanning the widest
     latency range the front offers.
 
@@ -26,6 +27,10 @@ def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int, *,
         accuracy: score per point (higher is better).
         k: members wanted, >= 1.
         low_ms, high_ms: per-point interval of the latency (both or neither).
+        accuracy_tolerance: accuracy differences up to this are noise: a point is left
+            out only if a point at most as slow is more accurate by more than this
+            (0: the plain Pareto front). Scores measured on a finite test split differ by
+            chance, and a plain front then keeps only the few lucky points.
 
     Returns:
         Point indices sorted by latency (at most ``k``).
@@ -35,6 +40,9 @@ def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int, *,
     """
     if k < 1:
         raise ValueError(f"family.k must be >= 1, got {k}")
+    if not (accuracy_tolerance >= 0 and np.isfinite(accuracy_tolerance)):
+        raise ValueError(f"family.accuracy_tolerance must be a finite number >= 0, got "
+                         f"{accuracy_tolerance!r}")
     lat, acc = np.asarray(latency_ms, float), np.asarray(accuracy, float)
     if (low_ms is None) != (high_ms is None):
         raise ValueError("give both low_ms and high_ms, or neither")
@@ -43,7 +51,12 @@ def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int, *,
     if not (len(lat) == len(acc) == len(lo) == len(hi)):
         raise ValueError(f"arrays differ in length: latency {len(lat)}, accuracy {len(acc)}, "
                          f"intervals {len(lo)}/{len(hi)}")
-    front = np.flatnonzero(pareto_mask(lat, acc))
+    if accuracy_tolerance > 0:
+        slower_or_equal = lat[None, :] <= lat[:, None]  # [i, j]: j is at most as slow as i
+        better = acc[None, :] > acc[:, None] + accuracy_tolerance
+        front = np.flatnonzero(~np.any(slower_or_equal & better, axis=1))
+    else:
+        front = np.flatnonzero(pareto_mask(lat, acc))
     front = front[np.argsort(lat[front], kind="stable")]
     if len(front) == 0:
         return front
@@ -53,7 +66,7 @@ def pick_family(latency_ms: np.ndarray, accuracy: np.ndarray, k: int, *,
             return i not in chosen
         return all(hi[i] < lo[j] or hi[j] < lo[i] for j in chosen)
 
-    chosen = [int(front[-1])]  # the most accurate point of the front
+    chosen = [int(front[-1])]  # the slowest point of the front: its most accurate
     if k >= 2 and apart(int(front[0]), chosen):
         chosen.append(int(front[0]))
     for t in np.linspace(lat[front[0]], lat[front[-1]], k)[1:-1]:

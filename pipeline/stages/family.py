@@ -37,7 +37,8 @@ def _run(ctx: Context) -> Artifact:
                           low_ms=np.asarray([r.get("latency_low_ms", r["latency_ms"])
                                              for r in rows]),
                           high_ms=np.asarray([r.get("latency_high_ms", r["latency_ms"])
-                                              for r in rows]))
+                                              for r in rows]),
+                          accuracy_tolerance=float(ctx.cfg.family.get("accuracy_tolerance", 0)))
         members = [{"id": f"m{j}", "validated_index": int(i), **rows[i]}
                    for j, i in enumerate(idx)]
         k = int(ctx.cfg.family.k)

@@ -134,3 +134,17 @@ def test_study_records_and_resumes(tmp_path: Path, space: MobileNetV3Space) -> N
     assert record_measurements(db, "v", space, rows[:1]) == 2  # resumed, no duplicate
     study = optuna.load_study(study_name="v", storage=f"sqlite:///{db}")
     assert sorted(t.values[0] for t in study.best_trials) == [1.0, 3.0]
+
+
+def test_accuracy_tolerance_keeps_points_within_the_noise() -> None:
+    lat = np.array([1.0, 2.0, 3.0, 4.0])
+    acc = np.array([90.0, 90.3, 92.0, 91.8])
+    # plain Pareto: 4.0 ms is dominated by 3.0 ms
+    assert pick_family(lat, acc, 4).tolist() == [0, 1, 2]
+    # within 0.5 points, 4.0 ms is not worse than 3.0 ms: the family may span to it
+    assert pick_family(lat, acc, 4, accuracy_tolerance=0.5).tolist() == [0, 1, 2, 3]
+    # a point beaten by more than the tolerance by a faster one stays out
+    assert 0 not in pick_family(np.array([2.0, 1.0]), np.array([80.0, 90.0]), 2,
+                                accuracy_tolerance=0.5).tolist()
+    with pytest.raises(ValueError, match="accuracy_tolerance"):
+        pick_family(lat, acc, 2, accuracy_tolerance=-1)
