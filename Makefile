@@ -41,6 +41,7 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/predictors.py
 	$(PY) benchmarks/runtime.py
+	$(PY) benchmarks/measurement.py
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .mypy_cache .ruff_cache
