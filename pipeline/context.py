@@ -4,7 +4,6 @@ super-network, data, task and hardware plugin."""
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,19 +16,13 @@ from switchnas.supernets.base import SuperNet, Task, check_protocol
 
 from .artifacts import Artifacts
 
-__all__ = ["Context", "ConfigError", "import_object", "instantiate_config"]
+__all__ = ["Context", "ConfigError", "instantiate_config"]
 
 log = logging.getLogger("switchnas")
 
 
 class ConfigError(ValueError):
     """A user-facing configuration mistake (bad name, out-of-range value ...)."""
-
-
-def import_object(target: str) -> Any:
-    """``"pkg.module:Name"`` or ``"pkg.module.Name"`` to the object."""
-    mod, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
 
 
 def instantiate_config(node: Any, what: str, *, overrides: Mapping[str, Any] | None = None
