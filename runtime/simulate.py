@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import math
 import sys
@@ -40,28 +41,28 @@ Load = Sequence[float] | np.ndarray
 
 
 # -- traces --------------------------------------------------------------------------------
-def step_trace(n: int, *, low: float = 1.0, high: float = 2.0, **_: Any) -> np.ndarray:
+def step_trace(n: int, *, low: float = 1.0, high: float = 2.0) -> np.ndarray:
     """``low``, then ``high`` from a third of the way, back to ``low`` at two thirds."""
     out = np.full(n, low, dtype=float)
     out[n // 3: 2 * n // 3] = high
     return out
 
 
-def ramp_trace(n: int, *, low: float = 1.0, high: float = 2.0, **_: Any) -> np.ndarray:
+def ramp_trace(n: int, *, low: float = 1.0, high: float = 2.0) -> np.ndarray:
     """From ``low`` up to ``high`` and back, linearly."""
     up = np.linspace(low, high, n // 2)
     return np.concatenate([up, np.linspace(high, low, n - n // 2)])
 
 
 def periodic_trace(n: int, *, low: float = 1.0, high: float = 2.0, period: int = 60,
-                   duty: float = 0.5, **_: Any) -> np.ndarray:
+                   duty: float = 0.5) -> np.ndarray:
     """A co-runner that is on for ``duty`` of every ``period`` requests."""
     on = (np.arange(n) % period) >= period * (1.0 - duty)
     return np.where(on, high, low).astype(float)
 
 
 def random_walk_trace(n: int, *, low: float = 1.0, high: float = 2.0, sigma: float = 0.05,
-                      seed: int = 0, **_: Any) -> np.ndarray:
+                      seed: int = 0) -> np.ndarray:
     """A random walk of the log-load, reflected into ``[low, high]``."""
     rng = np.random.default_rng(seed)
     lo, hi = math.log(low), math.log(high)
@@ -104,15 +105,27 @@ def read_csv_trace(path: str | Path) -> np.ndarray:
     return out
 
 
-def make_trace(name: str, n: int = 600, **kwargs: Any) -> np.ndarray:
-    """A named trace (``step``, ``ramp``, ``periodic``, ``random_walk``) or ``csv:PATH``."""
+def make_trace(name: str, n: int = 600, *, low: float | None = None,
+               high: float | None = None, period: int | None = None,
+               duty: float | None = None, sigma: float | None = None,
+               seed: int | None = None) -> np.ndarray:
+    """A named trace (``step``, ``ramp``, ``periodic``, ``random_walk``) or ``csv:PATH``.
+
+    The keyword options are those of the trace functions; each trace gets the ones it
+    takes (``seed`` means nothing to ``step``, say), so one set of options can drive
+    several traces. A misspelt option is a ``TypeError``, never ignored.
+    """
     if name.startswith("csv:"):
         return read_csv_trace(name[4:])
     if name not in TRACES:
         raise ValueError(f"unknown trace {name!r}; choose from {sorted(TRACES)} or csv:PATH")
     if n < 3:
         raise ValueError(f"a trace needs at least 3 requests, got n={n}")
-    return TRACES[name](n, **kwargs)
+    fn = TRACES[name]
+    given = {"low": low, "high": high, "period": period, "duty": duty, "sigma": sigma,
+             "seed": seed}
+    takes = inspect.signature(fn).parameters
+    return fn(n, **{k: v for k, v in given.items() if v is not None and k in takes})
 
 
 # -- replay --------------------------------------------------------------------------------

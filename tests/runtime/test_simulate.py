@@ -81,3 +81,17 @@ def test_cli_refuses_bad_numbers(bundle_dir: Path, capsys: pytest.CaptureFixture
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}" in err and repr(value) in err
+
+
+def test_trace_options_are_routed_and_misspellings_refused() -> None:
+    # one set of options drives every trace; each takes what it understands
+    for name in sim.TRACES:
+        assert sim.make_trace(name, 120, high=3.0, seed=1, period=30).max() <= 3.0
+    a = sim.make_trace("random_walk", 120, seed=1)
+    assert np.array_equal(a, sim.make_trace("random_walk", 120, seed=1))
+    assert not np.array_equal(a, sim.make_trace("random_walk", 120, seed=2))
+    with pytest.raises(TypeError):
+        sim.make_trace("periodic", 120, perod=30)  # type: ignore[call-arg]
+    for fn in sim.TRACES.values():
+        with pytest.raises(TypeError):
+            fn(30, nonsense=1)
