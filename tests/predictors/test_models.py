@@ -17,17 +17,9 @@ from switchnas.predictors.models import (
     register,
 )
 
-# the registry's own settings, cut down where a fit would take seconds
-FAST = {"hat_mlp": {"steps": 30, "hidden": 16},
-        "mlp": {"regressor__mlpregressor__max_iter": 30,
-                "regressor__mlpregressor__hidden_layer_sizes": (8,)},
-        "ensemble": {"members": [OneHotRidge(), AdditiveBlockModel()]}}
+from ._registry_fixtures import FAST, synthetic_data
 
-
-def _data(n: int = 40, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.integers(1, 4, (n, d)).astype(float)
-    return X, 2.0 + X @ rng.uniform(0.2, 1.0, d)
+_data = synthetic_data
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

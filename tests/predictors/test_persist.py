@@ -14,23 +14,16 @@ import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from switchnas.predictors.models import REGISTRY, AdditiveBlockModel, OneHotRidge, make_predictor
+from switchnas.predictors.models import REGISTRY, OneHotRidge, make_predictor
 from switchnas.predictors.persist import (
     PredictorFileError,
     load_predictor,
     save_predictor,
 )
 
-FAST = {"hat_mlp": {"steps": 30, "hidden": 16},
-        "mlp": {"regressor__mlpregressor__max_iter": 30,
-                "regressor__mlpregressor__hidden_layer_sizes": (8,)},
-        "ensemble": {"members": [OneHotRidge(), AdditiveBlockModel()]}}
+from ._registry_fixtures import FAST, synthetic_data
 
-
-def _data(n: int = 40, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.integers(1, 4, (n, d)).astype(float)
-    return X, 2.0 + X @ rng.uniform(0.2, 1.0, d)
+_data = synthetic_data
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
