@@ -189,7 +189,7 @@ SECTIONS: dict[str, dict[str, Rule]] = {
                      "target_ms": Rule(number(0, lo_open=True, nullable=True)),
                      "load": Rule(_load_factors)},
     "reduce": {"pareto_only": Rule(boolean), "per_position": Rule(boolean),
-               "keep": Rule(_strings)},
+               "keep": Rule(_strings), "min_size": Rule(number(1, 1e300))},
     "export": {"dir": Rule(_export_dir)},
     "predictor": {"latency_candidates": Rule(_candidates),
                   "accuracy_candidates": Rule(_candidates), "cv": Rule(integer(2, 100))},

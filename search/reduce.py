@@ -15,7 +15,8 @@ from typing import Any
 
 from switchnas.supernets.space import ChoiceSpace
 
-__all__ = ["allowed_choices", "read_space_file", "reduce_space", "write_space_file"]
+__all__ = ["allowed_choices", "allowed_choices_from_fronts", "read_space_file", "reduce_space",
+           "write_space_file"]
 
 
 def allowed_choices(space: ChoiceSpace, configs: Sequence[Mapping[str, Any]], *,
@@ -43,6 +44,45 @@ def allowed_choices(space: ChoiceSpace, configs: Sequence[Mapping[str, Any]], *,
             # a position whose choices miss every used value keeps its own choices
             out[name] = [[v for v in used if v in ch] or list(ch) for ch in choices]
     return out
+
+
+def allowed_choices_from_fronts(space: ChoiceSpace,
+                                fronts: Sequence[Sequence[Mapping[str, Any]]], *,
+                                min_size: float = 1, per_position: bool = False,
+                                keep: Sequence[str] = ()) -> tuple[dict[str, Any], int]:
+    """Choices used by the first fronts whose reduced space holds at least ``min_size``
+    configs.
+
+    A front of one or two points (a noisy tiny run) spans a space too small to profile
+    or search; the next fronts (the next non-dominated layers of the measured points) are
+    added one at a time until the reduced space is large enough or the fronts run out.
+
+    Args:
+        fronts: configs grouped by front, best first (``fronts[0]``: the Pareto front).
+        min_size: the smallest acceptable :meth:`ChoiceSpace.size` of the reduced space.
+        per_position, keep: as for :func:`allowed_choices`.
+
+    Returns:
+        ``(allowed, n_fronts)``: the choices (for :meth:`ChoiceSpace.restrict`) and how many
+        fronts they come from. When every front together stays below ``min_size``, all of
+        them are used and the caller decides what to do with the small space.
+
+    Raises:
+        ValueError: ``fronts`` holds no config, or ``min_size`` is not a positive number.
+    """
+    if not (isinstance(min_size, (int, float)) and min_size >= 1):
+        raise ValueError(f"reduce: min_size={min_size!r} must be a number >= 1")
+    fronts = [list(f) for f in fronts if len(f)]
+    if not fronts:
+        raise ValueError("reduce: no configs to derive a reduced space from")
+    used: list[Mapping[str, Any]] = []
+    allowed: dict[str, Any] = {}
+    for i, front in enumerate(fronts):
+        used += front
+        allowed = allowed_choices(space, used, per_position=per_position, keep=keep)
+        if space.restrict(allowed).size() >= min_size:
+            return allowed, i + 1
+    return allowed, len(fronts)
 
 
 def reduce_space(space: ChoiceSpace, configs: Sequence[Mapping[str, Any]], *,

@@ -41,16 +41,25 @@ def _run(ctx: Context) -> Artifact:
         net = ctx.new_supernet()
         net.eval()  # type: ignore[attr-defined]
         configs = unique_sample(net.space, n, ctx.rng(1))
+        if len(configs) < 4:
+            raise ConfigError(
+                f"profile: the search space holds only {len(configs)} distinct sub-networks "
+                f"(space file {ctx.cfg.supernet.get('space_file')!r}); at least 4 are needed "
+                "to fit a latency predictor: use a wider space (reduce.min_size)")
+        if len(configs) < n:
+            log.warning("profile: the search space holds only %d distinct sub-networks, "
+                        "fewer than profile.n=%d: measuring all of them", len(configs), n)
         result = measure_configs(ctx, net, configs, salt=1)
         ds = MeasurementDataset.from_batch(desc, configs, result)
         if len(ds.rows) < 4:
             reasons = sorted({f for f in result.failures if f})
-            raise MeasurementError(f"profile: only {len(ds.rows)} of {n} sub-networks could be "
-                               f"measured on {ctx.plugin.name}; causes: {reasons[:3]}")
+            raise MeasurementError(f"profile: only {len(ds.rows)} of {len(configs)} sub-networks "
+                                   f"could be measured on {ctx.plugin.name}; causes: "
+                                   f"{reasons[:3]}")
         ds.save(tmp / "latency.json")
         med = sorted(r["median_ms"] for r in ds.rows)
         rep = result.repeatability
-        summary = {"n": len(ds.rows), "skipped": n - len(ds.rows), "min_ms": med[0],
+        summary = {"n": len(ds.rows), "skipped": len(configs) - len(ds.rows), "min_ms": med[0],
                    "max_ms": med[-1], "hardware": desc, "protocol": result.protocol.get("name"),
                    "repeatability": rep, "warnings": result.warnings,
                    "overloaded": bool(result.conditions.get("overloaded", False)),

@@ -9,6 +9,7 @@ import pytest
 
 from switchnas.search.reduce import (
     allowed_choices,
+    allowed_choices_from_fronts,
     read_space_file,
     reduce_space,
     write_space_file,
@@ -39,6 +40,26 @@ def test_reduced_space_keeps_used_choices(space: MobileNetV3Space) -> None:
     assert per_pos["ks"][0] == [3, 5] and per_pos["ks"][3] == [3]  # block 3 inactive in both
     with pytest.raises(ValueError, match="no configs"):
         allowed_choices(space, [])
+
+
+def test_a_one_point_front_is_widened_by_the_next_fronts(space: MobileNetV3Space) -> None:
+    # a tiny noisy run can leave the smallest sub-network alone on the front: its space holds
+    # only the kept resolutions, too few to profile; the next fronts widen it
+    small, big = space.smallest(), space.largest()
+    allowed, used = allowed_choices_from_fronts(space, [[small]], keep=["r"])
+    assert used == 1 and space.restrict(allowed).size() == 2
+    allowed, used = allowed_choices_from_fronts(space, [[small], [big], [small]],
+                                                min_size=1000, keep=["r"])
+    assert used == 2 and space.restrict(allowed).size() >= 1000
+    assert allowed["ks"][0] == [3, 7]
+    # every front together still too small: all of them, the caller warns
+    allowed, used = allowed_choices_from_fronts(space, [[small], [small]], min_size=1000,
+                                                keep=["r"])
+    assert used == 2 and space.restrict(allowed).size() == 2
+    with pytest.raises(ValueError, match="min_size=0"):
+        allowed_choices_from_fronts(space, [[small]], min_size=0)
+    with pytest.raises(ValueError, match="no configs"):
+        allowed_choices_from_fronts(space, [[], []])
 
 
 def test_space_file_round_trip_into_a_supernet(tmp_path: Path) -> None:
