@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the loop's evaluations per round (default 20)")
     ap.add_argument("--loop-budget", type=int, default=None,
                     help="the loop's real evaluations (default: the last checkpoint)")
+    ap.add_argument("--name", default=None,
+                    help="results file name in benchmarks/results (default search, "
+                         "search_quick with --quick)")
     args = ap.parse_args(argv)
     quick = args.quick
     seeds = args.seeds or (1 if quick else 5)
@@ -378,10 +381,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["goals_met"] = _goals(out)
     md.append(_markdown_goals(out["goals_met"]))
     print(md[-1], flush=True)
-    if not quick:
-        save_results("search", out, "\n".join(md))
-    else:
-        save_results("search_quick", out, "\n".join(md))
+    name = args.name or ("search_quick" if quick else "search")
+    save_results(name, out, "\n".join(md))
     return out
 
 
