@@ -4,7 +4,7 @@ validate chain instead).
 
 Each round measures a batch of sub-networks for real (latency on the hardware plugin as one
 interleaved batch in the units of the study's first batch; the task's score on the ``val``
-split), refits surrogates on everything measured, searches them and picks the next batch
+split of the task), refits surrogates on everything measured, searches them and picks the next batch
 from the predicted front and where the surrogates are least sure
 (:func:`switchnas.search.loop.run_loop`). Every evaluation is a trial of a persistent Optuna
 study (``explore.storage``; SQLite ``<run dir>/study.db`` by default) named after the
@@ -91,7 +91,8 @@ def _run(ctx: Context) -> Artifact:
                 level = res.protocol.get("reference_level_ms")
                 if level:
                     study.set_user_attr("reference_level_ms", float(level))
-            scores, _ = validate.score_with_bn(ctx, net, configs, "val")
+            # the task's own held-out split (what the evaluate stage scores: val, valid ...)
+            scores = np.asarray(ctx.task.evaluate(net, configs, ctx.data), float)
             out = np.full((len(configs), 2), np.nan)
             extras: list[dict[str, Any]] = []
             for i, (m, s) in enumerate(zip(res.measurements, scores, strict=True)):
@@ -138,7 +139,7 @@ def _run(ctx: Context) -> Artifact:
         write_json(tmp / "measured.json", {"metric": ctx.task.metric, "hardware": desc,
                                            "rows": rows, "study": name})
         write_json(tmp / "all.json", {"metric": ctx.task.metric, "objectives":
-                                      ["latency_ms", f"-{ctx.task.metric} (val)"],
+                                      ["latency_ms", f"-{ctx.task.metric} (held-out split)"],
                                       "rows": [{"config": c, "objectives": list(o)}
                                                for c, o in zip(res.configs, res.objectives,
                                                                strict=True)]})
@@ -187,7 +188,7 @@ def _plot(path: Path, objectives: np.ndarray, rows: list[dict[str, Any]], metric
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     ok = np.all(np.isfinite(objectives), axis=1)
     ax.plot(objectives[ok, 0], -objectives[ok, 1], ".", color="0.6",
-            label=f"measured ({metric} on val)")
+            label=f"measured ({metric}, held-out split)")
     lat = np.asarray([r["latency_ms"] for r in rows])
     err = np.asarray([[r["latency_ms"] - r["latency_low_ms"] for r in rows],
                       [r["latency_high_ms"] - r["latency_ms"] for r in rows]])
