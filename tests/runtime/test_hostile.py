@@ -567,8 +567,8 @@ def test_fuzz_mutated_archive(archive: Path, tmp_path_factory: pytest.TempPathFa
             buf[i:i] = data.draw(st.binary(min_size=1, max_size=600))
         else:
             del buf[i:]
-            if not buf:
-                buf = bytearray(b"\0")
+        if not buf:  # a cut or truncation may remove everything; keep one byte to mutate
+            buf = bytearray(b"\0")
     p = tmp_path_factory.mktemp("a") / "m.tar"
     p.write_bytes(bytes(buf))
     loads_equal_or_refuses(p, reference)
