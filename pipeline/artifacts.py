@@ -10,6 +10,12 @@ only when complete, so a crashed or interrupted stage never leaves a half-writte
 artifact. Temporary folders are only created while the run directory's lock is held
 (:mod:`switchnas.pipeline.lock`), so any present when a command starts are stale:
 :meth:`Artifacts.remove_stale_temporaries` deletes them.
+
+With a *store* (``store=``: a folder outside the run directory, shared by the jobs of a
+Hydra sweep or by every run of a machine), finished artifacts are also kept there,
+content-addressed as ``<store>/<stage>/<key>/``. A stage whose key is in the store is
+copied from it (after the same verification) instead of being rebuilt: two jobs of a
+sweep that differ only in the hardware share one trained super-network.
 """
 
 from __future__ import annotations
@@ -139,11 +145,28 @@ class Artifact:
 
 
 class Artifacts:
-    """The artifacts of one run directory."""
+    """The artifacts of one run directory, optionally backed by a content-addressed store.
 
-    def __init__(self, run_dir: Path):
+    Args:
+        run_dir: the run directory (created if missing).
+        store: a folder shared between run directories (created if missing); ``None``: no
+            store. Its entries are written atomically (copied into a temporary folder, then
+            renamed), so concurrent jobs at worst build the same artifact twice.
+    """
+
+    def __init__(self, run_dir: Path, *, store: Path | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.store = None if store is None else Path(store)
+        if self.store is not None:
+            try:
+                self.store.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"artifact store {str(self.store)!r} cannot be created: "
+                                 f"{exc}") from exc
+            if self.store.resolve() == self.run_dir.resolve():
+                raise ValueError(f"artifact store {str(self.store)!r} is the run directory; "
+                                 "use a folder outside it")
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete the ``.<stage>.*`` build folders that killed runs left behind.
@@ -184,6 +207,9 @@ class Artifacts:
             except (ValueError, KeyError, OSError, AttributeError, RecursionError) as exc:
                 log.warning("stage %s: unreadable %s (%s); rebuilding the stage", stage,
                             final / MANIFEST, exc)
+        stored = self._from_store(stage, key, final)
+        if stored is not None:
+            return stored
         tmp = Path(tempfile.mkdtemp(dir=self.run_dir, prefix=f".{stage}."))
         try:
             t0 = time.perf_counter()
@@ -213,4 +239,67 @@ class Artifacts:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         log.info("stage %s: done in %.1f s -> %s", stage, seconds, final)
+        self._to_store(stage, key, final)
         return Artifact(final)
+
+    # -- the content-addressed store ------------------------------------------------------
+    def stored(self, stage: str, key: str) -> Path | None:
+        """The store's folder for ``stage`` with ``key``, if the store holds it."""
+        if self.store is None or not re.fullmatch(r"[0-9a-f]{64}", key):
+            return None
+        path = self.store / stage / key
+        return path if (path / MANIFEST).is_file() else None
+
+    def _from_store(self, stage: str, key: str, final: Path) -> Artifact | None:
+        src = self.stored(stage, key)
+        if src is None:
+            return None
+        try:
+            art = Artifact(src)
+            if art.manifest.get("key") != key:
+                raise ArtifactError(f"{src / MANIFEST}: key does not match its folder name")
+            art.verify()
+        except (ArtifactError, ValueError, KeyError, OSError, RecursionError) as exc:
+            log.warning("stage %s: store entry %s is damaged (%s); rebuilding the stage",
+                        stage, src, exc)
+            return None
+        tmp = Path(tempfile.mkdtemp(dir=self.run_dir, prefix=f".{stage}."))
+        try:
+            shutil.copytree(src, tmp, dirs_exist_ok=True, symlinks=True)
+            # where it came from (the manifest itself is not one of the hashed files)
+            manifest = {**art.manifest, "from_store": str(src),
+                        "copied": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            if final.is_symlink() or final.is_file():
+                final.unlink()
+            elif final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info("stage %s: inputs unchanged, copied from the artifact store %s", stage, src)
+        out = Artifact(final)
+        out.manifest["_reused"] = True
+        return out
+
+    def _to_store(self, stage: str, key: str, final: Path) -> None:
+        if self.store is None or self.stored(stage, key) is not None:
+            return
+        folder = self.store / stage
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key[:12]}."))
+        except OSError as exc:
+            log.warning("stage %s: not kept in the artifact store (%s)", stage, exc)
+            return
+        try:
+            shutil.copytree(final, tmp, dirs_exist_ok=True, symlinks=True)
+            (tmp / MANIFEST).write_text(json.dumps(
+                {k: v for k, v in Artifact(final).manifest.items()
+                 if k not in ("from_store", "copied")}, indent=2, default=str) + "\n")
+            os.rename(tmp, folder / key)  # fails if another job stored it meanwhile: fine
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if self.stored(stage, key) is None:
+                log.warning("stage %s: not kept in the artifact store (%s)", stage, exc)

@@ -28,7 +28,9 @@ log = logging.getLogger("switchnas")
 USAGE = f"""usage: switchnas COMMAND [hydra overrides]
 
 commands:
-  run        every stage, from training to the runtime demo
+  run        every stage, from training to the runtime demo (train, explore, family,
+             export, demo; explore.enabled=false: profile, evaluate, fit, search, validate
+             instead of explore)
   {", ".join(STAGES)}
              one stage (and the stages it reads, reused when unchanged)
   reduce     a reduced design space from the validated front (supernet.space_file=)
@@ -74,6 +76,7 @@ def _execute(cfg: DictConfig) -> None:
     from .stages import (
         demo,
         evaluate,
+        explore,
         export,
         family,
         fit,
@@ -86,7 +89,7 @@ def _execute(cfg: DictConfig) -> None:
 
     stage = _STAGE or str(cfg.stage)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    modules = {"train": train, "profile": profile, "evaluate": evaluate, "fit": fit,
+    modules = {"train": train, "explore": explore, "profile": profile, "evaluate": evaluate, "fit": fit,
                "search": search, "validate": validate, "family": family, "export": export,
                "reduce": reduce}
     lock = None

@@ -16,7 +16,7 @@ from switchnas.supernets.base import SuperNet, Task, check_protocol
 
 from .artifacts import Artifacts
 
-__all__ = ["Context", "ConfigError", "instantiate_config"]
+__all__ = ["Context", "ConfigError", "artifact_store", "instantiate_config"]
 
 log = logging.getLogger("switchnas")
 
@@ -52,6 +52,31 @@ def instantiate_config(node: Any, what: str, *, overrides: Mapping[str, Any] | N
         raise ConfigError(f"{what}: {exc}") from exc
 
 
+def artifact_store(cfg: DictConfig) -> Path | None:
+    """The content-addressed artifact store of a run (``store`` in the config).
+
+    ``auto`` (the default): ``<sweep dir>/.store`` in a Hydra multirun, so the jobs of a
+    sweep share every artifact whose key they share (the trained super-network when only
+    the hardware or the search differs), and none for a single run; ``null``: none; a
+    path: that folder (e.g. one store for every run of a machine).
+    """
+    value = cfg.get("store", "auto")
+    if value is None or value is False:
+        return None
+    if value == "auto":
+        try:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            hc = HydraConfig.get()
+        except ValueError:  # not inside a Hydra app
+            return None
+        if hc.mode != RunMode.MULTIRUN:
+            return None
+        return Path(hc.sweep.dir) / ".store"
+    return Path(str(value)).expanduser()
+
+
 def _without_progress(value: Any) -> Any:
     """Drop ``progress`` flags: showing a progress bar does not change an artifact."""
     if isinstance(value, dict):
@@ -71,7 +96,7 @@ class Context:
             cfg = OmegaConf.merge(cfg, {"supernet": merged})  # type: ignore[assignment]
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.artifacts = Artifacts(self.run_dir)
+        self.artifacts = Artifacts(self.run_dir, store=artifact_store(cfg))
         self.progress = bool(cfg.get("progress", True))
 
     def section(self, *keys: str) -> dict[str, Any]:

@@ -29,28 +29,32 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .context import ConfigError, instantiate_config
+from .context import ConfigError
 
 __all__ = ["SECTIONS", "TARGETS", "Rule", "needs", "validate_config"]
 
-#: The stages each stage reads (and so runs first); ``run`` is every stage.
-_ORDER = {"train": (), "profile": (), "evaluate": ("train",),
+#: The stages each stage reads (and so runs first); ``run`` is every stage. ``FRONT`` is
+#: the stage that measured the front: ``explore`` (the loop) or ``validate`` (one pass).
+_ORDER = {"train": (), "explore": ("train",), "profile": (), "evaluate": ("train",),
           "fit": ("profile", "evaluate"), "search": ("fit",), "validate": ("search", "train"),
-          "family": ("validate",), "export": ("family", "validate", "train"),
-          "demo": ("export",), "reduce": ("validate",), "run": ("export", "demo")}
+          "family": ("FRONT",), "export": ("family", "FRONT", "train"),
+          "demo": ("export",), "reduce": ("FRONT",), "run": ("export", "demo")}
 #: Folders the stages write into the run directory (export.dir must not be one of them).
-_STAGE_DIRS = frozenset({"train", "profile", "evaluate", "fit", "search", "validate",
-                         "family", "reduce", ".hydra"})
+_STAGE_DIRS = frozenset({"train", "explore", "profile", "evaluate", "fit", "search",
+                         "validate", "family", "reduce", ".hydra"})
 _HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 
 
 @functools.cache
-def needs(command: str) -> frozenset[str]:
-    """The stages ``command`` runs (itself and, transitively, what it reads)."""
+def needs(command: str, *, loop: bool = True) -> frozenset[str]:
+    """The stages ``command`` runs (itself and, transitively, what it reads); ``loop``:
+    the front comes from ``explore`` (``explore.enabled``), else from ``validate``."""
     out: set[str] = set()
     todo = [command]
     while todo:
         s = todo.pop()
+        if s == "FRONT":
+            s = "explore" if loop else "validate"
         if s not in out:
             out.add(s)
             todo.extend(_ORDER.get(s, ()))
@@ -159,6 +163,29 @@ def _weights(v: Any) -> str | None:
     return None
 
 
+def _store(v: Any) -> str | None:
+    if v is None or v == "auto":
+        return None
+    if not isinstance(v, str) or not v.strip():
+        return "must be auto, null or the path of a folder"
+    p = Path(v).expanduser()
+    if p.exists() and not p.is_dir():
+        return "exists and is not a folder (give auto, null or a folder path)"
+    return None
+
+
+def _storage_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        return ("must be null (SQLite <run dir>/study.db), an SQLite file path, or a "
+                "database URL such as sqlite:///study.db or postgresql://user@host/db")
+    if "://" in v and not v.split("://", 1)[0].startswith(("sqlite", "postgresql", "mysql")):
+        return (f"unsupported database scheme {v.split('://', 1)[0]!r}; use sqlite:///..., "
+                "postgresql://... or mysql://...")
+    return None
+
+
 def _space_file(v: Any) -> str | None:
     if v is None:
         return None
@@ -177,12 +204,16 @@ def _space_file(v: Any) -> str | None:
 SECTIONS: dict[str, dict[str, Rule]] = {
     "": {"stage": Rule(string), "seed": Rule(integer(0, 2**32 - 1)),
          "progress": Rule(boolean), "preset_name": Rule(string),
-         "lock_timeout": Rule(number(0, 7 * 24 * 3600), optional=True)},
+         "lock_timeout": Rule(number(0, 7 * 24 * 3600), optional=True),
+         "store": Rule(_store, optional=True)},
     "train": {},
     "profile": {"n": Rule(integer(4, 1_000_000)), "batch_size": Rule(integer(1, 1_000_000))},
     "evaluate": {"n": Rule(integer(4, 1_000_000))},
     "fit": {"holdout": Rule(number(0, 0.9, hi_open=True))},
-    "validate": {"n": Rule(integer(1, 100_000))},
+    "validate": {"n": Rule(integer(1, 100_000)), "storage": Rule(_storage_url, optional=True)},
+    "explore": {"enabled": Rule(boolean), "budget": Rule(integer(2, 10_000_000)),
+                "batch": Rule(integer(1, 1_000_000)), "initial": Rule(integer(2, 1_000_000)),
+                "storage": Rule(_storage_url), "kappa": Rule(number(0, 100))},
     "family": {"k": Rule(integer(1, 10_000)),
                "accuracy_tolerance": Rule(number(0, 100), optional=True)},
     "runtime_demo": {"enabled": Rule(boolean), "requests": Rule(integer(1, 10_000_000)),
@@ -200,6 +231,12 @@ SECTIONS: dict[str, dict[str, Rule]] = {
 #: Sections that construct a class (``_target_``) and sections that are only merged.
 TARGETS = ("data", "supernet.net", "supernet.task", "hardware", "search")
 _OPAQUE = {"supernet": ("net", "task", "presets")}
+#: Keys of a ``_target_`` section that its stage reads itself (not constructor options).
+_STAGE_KEYS: dict[str, dict[str, Rule]] = {
+    "search": {"name": Rule(string, optional=True),
+               "max_latency_ms": Rule(number(0, lo_open=True, nullable=True), optional=True),
+               "min_accuracy": Rule(number(-math.inf, nullable=True), optional=True)},
+}
 _TOP_GROUPS = ("data", "supernet", "hardware", "search")
 
 
@@ -358,10 +395,15 @@ def _check_target(cfg: DictConfig, section: str) -> None:
     for key, value in values.items():
         if key in _HYDRA_KEYS:
             continue
+        if key in _STAGE_KEYS.get(section, {}):
+            problem = _STAGE_KEYS[section][key].check(value)
+            if problem:
+                raise _fail(f"{section}.{key}", value, problem)
+            continue
         if key not in params:
             if open_ended and not ours:
                 continue
-            raise _unknown(section, key, list(params))
+            raise _unknown(section, key, [*params, *_STAGE_KEYS.get(section, {})])
         simple = _annotation_check(params[key].annotation)
         if simple is not None and not simple[0](value):
             raise _fail(f"{section}.{key}", value, f"must be {simple[1]}")
@@ -388,7 +430,7 @@ def validate_config(cfg: DictConfig, *, command: str = "run") -> None:
         _check_target(cfg, section)
     for check in _DELEGATED.values():
         check(cfg)
-    stages = needs(command)
+    stages = needs(command, loop=bool(OmegaConf.select(cfg, "explore.enabled", default=True)))
     if "fit" in stages:
         from .stages.fit import MIN_TRAIN_ROWS, holdout_rows, min_rows
 
@@ -401,4 +443,6 @@ def validate_config(cfg: DictConfig, *, command: str = "run") -> None:
                                     f"{MIN_TRAIN_ROWS} or more rows after holding out "
                                     f"{holdout_rows(least, holdout)} (fit.holdout={holdout:g})")
     if "search" in stages:
-        instantiate_config(cfg.search, f"search {cfg.search.get('name')}")
+        from .stages.search import strategy_from_config
+
+        strategy_from_config(cfg.search)

@@ -39,6 +39,11 @@ def trust_report(run_dir: str | Path) -> dict[str, Any]:
     """
     run = Path(run_dir)
     prof = (_read(run / "profile" / "stage.json") or {}).get("summary", {})
+    explore = (_read(run / "explore" / "stage.json") or {}).get("summary", {})
+    if explore:  # the search loop: the median noise floor of its measured batches
+        prof = {"repeatability": {"noise_floor": explore.get("noise_floor"),
+                                  "kendall": explore.get("split_half_kendall")},
+                "overloaded": explore.get("overloaded")}
     rep = prof.get("repeatability") or {}
     floor = rep.get("noise_floor")
     floor_pct = 100 * float(floor) if floor is not None else None
@@ -55,7 +60,7 @@ def trust_report(run_dir: str | Path) -> dict[str, Any]:
         "overloaded": bool(prof.get("overloaded") or validate.get("overloaded")),
         "warnings": [],
     }
-    if fam:
+    if fam and not explore:  # explore's members carry no prediction: all are measured
         meas = [float(m["latency_ms"]) for m in fam]
         pred = [float(m["predicted_latency_ms"]) for m in fam]
         out["family_error_pct"] = 100 * sum(abs(p / m - 1) for p, m in zip(pred, meas, strict=True)

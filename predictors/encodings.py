@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 __all__ = ["BASE_WIDTHS", "ENCODINGS", "HAT_FEATURES", "encode", "Operator", "hat_operator_features", "load_ofa_lut",
-           "mbv3_block_features",
-           "mbv3_configs_from_table", "mbv3_lut_features", "mbv3_one_hot",
-           "mbv3_operator_features", "mbv3_operators"]
+           "MBv3OperatorTable", "mbv3_block_features",
+           "mbv3_configs_from_table", "mbv3_lut_features", "mbv3_one_hot", "mbv3_one_hot_arrays",
+           "mbv3_operator_features", "mbv3_operator_features_arrays", "mbv3_operator_table",
+           "mbv3_operators"]
 
 BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
 STRIDES = (1, 2, 2, 2, 1, 2)
@@ -278,6 +279,159 @@ def mbv3_operator_features(configs: Sequence[Mapping[str, Any]], *, level: str =
             dw = [op.macs_dw if op.kernel == k else 0 for k in (3, 5, 7)]
             out[row, g * nf:(g + 1) * nf] += (1, op.macs_pw, *dw, op.macs_se, op.memory)
     return out
+
+
+# -- vectorised (whole populations as arrays) ------------------------------------------
+@dataclass(frozen=True)
+class MBv3OperatorTable:
+    """Operator features of every elastic block for every (kernel, expand, resolution)
+    choice, so a population's :func:`mbv3_operator_features` is a gather and a sum.
+
+    ``blocks[b, k, e, r]`` are block ``b``'s 7 features (count, pointwise MACs, depthwise
+    MACs for kernels 3/5/7, SE MACs, memory) with kernel ``ks[k]``, expand ``e[e]`` at
+    resolution ``resolutions[r]``; ``fixed[r]`` the fixed operators' MACs and memory. A
+    block's operator does not depend on the depths: only a stage's first block strides.
+    """
+
+    ks: tuple[int, ...]
+    e: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    width_mult: float
+    blocks: np.ndarray  # (20, len(ks), len(e), len(resolutions), 7)
+    fixed: np.ndarray  # (len(resolutions), 2)
+
+
+def mbv3_operator_table(*, ks: Sequence[int] = (3, 5, 7), e: Sequence[int] = (3, 4, 6),
+                        resolutions: Sequence[int] = (224,),
+                        width_mult: float = 1.0) -> MBv3OperatorTable:
+    """The :class:`MBv3OperatorTable` over these choices (``len(ks) * len(e) *
+    len(resolutions)`` calls of :func:`mbv3_operators`)."""
+    ks_, e_, rs = (tuple(sorted({int(x) for x in v})) for v in (ks, e, resolutions))
+    if not (ks_ and e_ and rs):
+        raise ValueError(f"ks={list(ks)}, e={list(e)}, resolutions={list(resolutions)}: each "
+                         "needs at least one value")
+    blocks = np.zeros((N_BLOCKS, len(ks_), len(e_), len(rs), 7))
+    fixed = np.zeros((len(rs), 2))
+    for ki, k in enumerate(ks_):
+        for ei, x in enumerate(e_):
+            for ri, r in enumerate(rs):
+                cfg = {"ks": [k] * N_BLOCKS, "e": [x] * N_BLOCKS, "d": [MAX_DEPTH] * N_STAGES,
+                       "r": r}
+                fixed[ri] = 0
+                for op in mbv3_operators(cfg, width_mult=width_mult):
+                    if op.block < 0:
+                        fixed[ri] += op.macs, op.memory
+                        continue
+                    dw = [op.macs_dw if op.kernel == kk else 0 for kk in (3, 5, 7)]
+                    blocks[op.block, ki, ei, ri] = (1, op.macs_pw, *dw, op.macs_se, op.memory)
+    return MBv3OperatorTable(ks_, e_, rs, float(width_mult), blocks, fixed)
+
+
+def _indices(values: np.ndarray, choices: Sequence[int], what: str) -> np.ndarray:
+    """Index of each value in the sorted ``choices``; ``ValueError`` names a stray value."""
+    ch = np.asarray(choices)
+    small = (values.dtype.kind in "iu" and ch.dtype.kind in "iu" and values.size > 0
+             and min(values.min(), ch.min()) >= 0 and max(values.max(), ch.max()) <= 4096)
+    if small:
+        lut = np.full(max(int(values.max()), int(ch.max())) + 1, -1, dtype=np.int64)
+        lut[ch] = np.arange(len(ch))  # small non-negative ints: a lookup table
+        idx = lut[values]
+        bad = idx < 0
+    else:
+        idx = np.minimum(np.searchsorted(ch, values), len(ch) - 1)
+        bad = ch[idx] != values
+    if bad.any():
+        stray = values[bad].ravel()[0]
+        stray = stray.item() if isinstance(stray, np.generic) else stray
+        raise ValueError(f"{what}={stray!r} is not among the encoded "
+                         f"choices {list(choices)}")
+    return idx
+
+
+def _mbv3_arrays(ks: Any, e: Any, d: Any, r: Any
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ks_, e_, d_ = (np.asarray(v) for v in (ks, e, d))
+    r_ = np.asarray(r).reshape(-1)
+    n = len(r_)
+    if ks_.shape != (n, N_BLOCKS) or e_.shape != (n, N_BLOCKS) or d_.shape != (n, N_STAGES):
+        raise ValueError(f"expected ks and e of shape (n, {N_BLOCKS}), d of shape "
+                         f"(n, {N_STAGES}) and r of shape (n,); got {ks_.shape}, {e_.shape}, "
+                         f"{d_.shape}, {r_.shape}")
+    if n and (d_.min() < 1 or d_.max() > MAX_DEPTH):
+        raise ValueError(f"depths must lie in 1..{MAX_DEPTH}, got {d_.min()}..{d_.max()}")
+    return ks_, e_, d_, r_
+
+
+def _active_blocks(d: np.ndarray) -> np.ndarray:
+    """``(n, 20)``: whether each elastic block is within its stage's depth."""
+    slot = np.tile(np.arange(MAX_DEPTH), N_STAGES)
+    return slot[None, :] < np.repeat(d, MAX_DEPTH, axis=1)
+
+
+def mbv3_operator_features_arrays(ks: Any, e: Any, d: Any, r: Any, /, *,
+                                  table: MBv3OperatorTable,
+                                  level: str = "stage") -> np.ndarray:
+    """:func:`mbv3_operator_features` of a population given as value arrays: ``ks`` and
+    ``e`` ``(n, 20)``, ``d`` ``(n, 5)``, ``r`` ``(n,)``; the same columns, to rounding.
+
+    Args:
+        ks, e, d, r: the configs' values.
+        table: from :func:`mbv3_operator_table`, covering every value and the width.
+        level: ``"stage"``, ``"network"`` or ``"block"``.
+
+    Raises:
+        ValueError: shapes, a value the table does not cover, or an unknown ``level``.
+    """
+    groups = {"stage": N_STAGES, "network": 1, "block": N_BLOCKS}
+    if level not in groups:
+        raise ValueError(f"level={level!r}; choose one of {sorted(groups)}")
+    ks_, e_, d_, r_ = _mbv3_arrays(ks, e, d, r)
+    ki, ei = _indices(ks_, table.ks, "ks"), _indices(e_, table.e, "e")
+    ri = _indices(r_, table.resolutions, "r")
+    blk = table.blocks[np.arange(N_BLOCKS)[None, :], ki, ei, ri[:, None]]  # (n, 20, 7)
+    blk = blk * _active_blocks(d_)[:, :, None]
+    n = len(r_)
+    per = {"stage": MAX_DEPTH, "network": N_BLOCKS, "block": 1}[level]
+    feats = blk.reshape(n, groups[level], per, 7).sum(axis=2).reshape(n, -1)
+    return np.hstack([feats, table.fixed[ri]])
+
+
+def mbv3_one_hot_arrays(ks_values: Any, e_values: Any, d_values: Any, r_values: Any, /, *,
+                        ks: Sequence[int] = (3, 5, 7), e: Sequence[int] = (3, 4, 6),
+                        d: Sequence[int] = (2, 3, 4),
+                        resolutions: Sequence[int] | None = None) -> np.ndarray:
+    """:func:`mbv3_one_hot` of a population given as value arrays (``ks``/``e``
+    ``(n, 20)``, ``d`` ``(n, 5)``, ``r`` ``(n,)``): the same matrix.
+
+    Raises:
+        ValueError: shapes, or a value outside the encoded choices.
+    """
+    ks_, e_, d_, r_ = _mbv3_arrays(ks_values, e_values, d_values, r_values)
+    nk, ne, nd = len(ks), len(e), len(d)
+    n = len(r_)
+    width = N_BLOCKS * (nk + ne) + N_STAGES * nd + (len(resolutions) if resolutions else 1)
+    out = np.zeros((n, width))
+    rows = np.arange(n)[:, None]
+    active = _active_blocks(d_)
+    ki = _unsorted_indices(np.where(active, ks_, ks[0]), ks, "ks")  # inactive: any value
+    ei = _unsorted_indices(np.where(active, e_, e[0]), e, "e")
+    base = np.arange(N_BLOCKS)[None, :] * (nk + ne)
+    out[rows, base + ki] = active
+    out[rows, base + nk + ei] = active
+    base0 = N_BLOCKS * (nk + ne)
+    out[rows, base0 + np.arange(N_STAGES)[None, :] * nd + _unsorted_indices(d_, d, "d")] = 1.0
+    base0 += N_STAGES * nd
+    if resolutions is None:
+        out[:, base0] = r_ / 224.0
+    else:
+        out[np.arange(n), base0 + _unsorted_indices(r_, resolutions, "r")] = 1.0
+    return out
+
+
+def _unsorted_indices(values: np.ndarray, choices: Sequence[int], what: str) -> np.ndarray:
+    """Index of each value in ``choices`` (any order); ``ValueError`` names a stray one."""
+    order = np.argsort(np.asarray(choices), kind="stable")
+    return order[_indices(values, [choices[i] for i in order], what)]
 
 
 # -- lookup tables ----------------------------------------------------------------------

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 
 from ..artifacts import Artifact
 from ..context import Context
-from . import family, train, validate
+from . import family, train
 from ._util import memo, read_json
+from .explore import front_source
 
 __all__ = ["run"]
 
@@ -22,7 +23,7 @@ def run(ctx: Context) -> Artifact:
 
 
 def _run(ctx: Context) -> Artifact:
-    fa, va, tr = family.run(ctx), validate.run(ctx), train.run(ctx)
+    fa, va, tr = family.run(ctx), front_source(ctx), train.run(ctx)
     dirname = str(ctx.cfg.export.dir)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -52,6 +53,6 @@ def _run(ctx: Context) -> Artifact:
         return {"members": len(members), "bytes": size}
 
     return ctx.artifacts.produce("export", config=ctx.section("export"),
-                                 inputs={"family": fa.digest, "validate": va.digest,
+                                 inputs={"family": fa.digest, va.manifest["stage"]: va.digest,
                                          "train": tr.digest},
                                  build=build, dirname=dirname)

@@ -1,5 +1,6 @@
 """Stage ``family``: up to K members spread over the measured Pareto front's widest latency
-range, no two of them within each other's measurement interval."""
+range, no two of them within each other's measurement interval. The front is ``explore``'s
+(the search loop, by default) or ``validate``'s (``explore.enabled=false``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from switchnas.search.family import pick_family
 
 from ..artifacts import Artifact
 from ..context import Context
-from . import validate
 from ._util import memo, read_json, write_json
+from .explore import front_source
 
 __all__ = ["run"]
 
@@ -26,7 +27,7 @@ def run(ctx: Context) -> Artifact:
 
 
 def _run(ctx: Context) -> Artifact:
-    va = validate.run(ctx)
+    va = front_source(ctx)
 
     def build(tmp: Path) -> dict[str, Any]:
         measured = read_json(va / "measured.json")
@@ -53,4 +54,4 @@ def _run(ctx: Context) -> Artifact:
         return {"k": len(members), "latency_span": round(float(span), 4)}
 
     return ctx.artifacts.produce("family", config=ctx.section("family"),
-                                 inputs={"validate": va.digest}, build=build)
+                                 inputs={va.manifest["stage"]: va.digest}, build=build)

@@ -1,4 +1,4 @@
-"""Stage ``reduce``: a reduced design space from the validated Pareto front (Dynamic-HAT),
+"""Stage ``reduce``: a reduced design space from the measured Pareto front (Dynamic-HAT),
 written as ``reduce/space.json`` for ``supernet.space_file=`` (fine-tuning and search)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from switchnas.search.reduce import allowed_choices_from_fronts, write_space_fil
 
 from ..artifacts import Artifact
 from ..context import Context
-from . import validate
 from ._util import memo, read_json
+from .explore import front_source
 
 __all__ = ["run"]
 
@@ -27,12 +27,17 @@ def run(ctx: Context) -> Artifact:
 
 
 def _run(ctx: Context) -> Artifact:
-    va = validate.run(ctx)
+    va = front_source(ctx)
     rcfg = ctx.cfg.reduce
 
     def build(tmp: Path) -> dict[str, Any]:
         space = ctx.new_supernet().space
-        rows = read_json(va / "measured.json")["rows"]
+        if (va / "all.json").is_file():  # explore: every sub-network the loop measured
+            rows = [{"config": r["config"], "latency_ms": r["objectives"][0],
+                     "accuracy": -r["objectives"][1]} for r in read_json(va / "all.json")["rows"]
+                    if all(np.isfinite(r["objectives"]))]
+        else:
+            rows = read_json(va / "measured.json")["rows"]
         if rcfg.pareto_only:
             # successive non-dominated layers of the measured points, added only while the
             # reduced space is smaller than reduce.min_size
@@ -48,7 +53,7 @@ def _run(ctx: Context) -> Artifact:
         configs = [c for f in fronts[:used] for c in f]
         reduced = space.restrict(allowed)
         write_space_file(tmp / "space.json", reduced,
-                         source={"validate": va.digest, "configs": len(configs),
+                         source={va.manifest["stage"]: va.digest, "configs": len(configs),
                                  "fronts": used})
         before, after = space.size(), reduced.size()
         widened = (f" (the Pareto front alone spans fewer than reduce.min_size="
@@ -65,4 +70,4 @@ def _run(ctx: Context) -> Artifact:
                 "allowed": {k: sorted({x for pos in v for x in pos}) for k, v in allowed.items()}}
 
     return ctx.artifacts.produce("reduce", config=ctx.section("reduce"),
-                                 inputs={"validate": va.digest}, build=build)
+                                 inputs={va.manifest["stage"]: va.digest}, build=build)

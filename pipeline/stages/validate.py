@@ -1,7 +1,9 @@
 """Stage ``validate``: measure the predicted front for real (latency on the plugin,
 score on the ``test`` split) and keep the measured Pareto front. Measurements are
-recorded as trials of an Optuna study in ``study.db`` (SQLite); a Pareto plot with
-predicted and measured points is saved as ``pareto.png``."""
+recorded as trials of the persistent Optuna study ``validate`` (``validate.storage``;
+SQLite ``<run dir>/study.db`` by default, outside the stage's folder, so measurements
+accumulate across runs instead of being replaced when the stage is rebuilt); a Pareto plot
+with predicted and measured points is saved as ``pareto.png``."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from safetensors.torch import save_file
 from switchnas.plugins.measure import MeasurementError
 from switchnas.predictors.dataset import MeasurementDataset
 from switchnas.search.pareto import pareto_mask
-from switchnas.search.study import record_measurements
+from switchnas.search.study import SpaceMismatchError, record_measurements
 
 from ..artifacts import Artifact
 from ..context import ConfigError, Context
@@ -96,8 +98,7 @@ def _run(ctx: Context) -> Artifact:
                                            "rows": rows})
         flat = {f"{i}/{k}": v.contiguous() for i, bn in enumerate(bns) for k, v in bn.items()}
         save_file(flat or {"empty": torch.zeros(0)}, str(tmp / "bn_states.safetensors"))
-        n_trials = record_measurements(tmp / "study.db", "validate", net.space,
-                                       [{k: v for k, v in r.items()} for r in rows])
+        n_trials = _record(ctx, net.space, rows)
         _plot(tmp / "pareto.png", front, rows, ctx.task.metric, desc)
         return {"measured": len(rows), "dropped": len(result.measurements) - len(rows),
                 "pareto": int(mask.sum()), "trials": n_trials,
@@ -108,6 +109,22 @@ def _run(ctx: Context) -> Artifact:
                                                                    "seed", "hardware"),
                                                      "describe": desc},
                                  inputs={"search": sr.digest, "train": tr.digest}, build=build)
+
+
+def _record(ctx: Context, space: Any, rows: list[dict[str, Any]]) -> int:
+    """Add the measured rows to the run's persistent study; returns the sub-networks it
+    holds. A study created for another space (a reduced one, say) is left alone: the rows
+    go to a study named after this space."""
+    value = ctx.cfg.validate.get("storage")
+    storage = str(value) if value else str(ctx.run_dir / "study.db")
+    try:
+        return record_measurements(storage, "validate", space, rows)
+    except SpaceMismatchError:
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(space.to_dict(), sort_keys=True).encode())
+        return record_measurements(storage, f"validate-{digest.hexdigest()[:12]}", space, rows)
 
 
 def _plot(path: Path, front: list[dict[str, Any]], rows: list[dict[str, Any]], metric: str,

@@ -131,6 +131,18 @@ class HATSpace(ChoiceSpace):
                     cfg[key][i] = min(choices[i])
         return cfg
 
+    def canonical_genomes(self, genomes: Any) -> np.ndarray:
+        """:meth:`canonical`, vectorised: per-layer positions beyond a side's layer count
+        take choice index 0 (the smallest value)."""
+        g = self.check_genomes(genomes).copy()
+        for side, keys in (("encoder", _ENC_LAYER_KEYS), ("decoder", _DEC_LAYER_KEYS)):
+            n = self._values(g, f"{side}_layer_num")[:, 0]
+            for key in keys:
+                sl = self.positions(key)
+                inactive = np.arange(sl.stop - sl.start)[None, :] >= n[:, None]
+                g[:, sl][inactive] = 0
+        return g
+
     def validate(self, config: Mapping[str, Any]) -> Config:
         """As :meth:`ChoiceSpace.validate`, except that values of inactive layers (beyond
         a side's layer count) are ignored, so a config from a larger space whose active

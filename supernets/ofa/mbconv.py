@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..base import Config
 from ..space import ChoiceSpace, Dimension
 
@@ -79,6 +81,18 @@ class MBConvSpace(ChoiceSpace):
                 cfg["ks"][b] = min(ks[b])
                 cfg["e"][b] = min(e[b])
         return cfg
+
+    def canonical_genomes(self, genomes: Any) -> np.ndarray:
+        """:meth:`canonical`, vectorised: the ``ks``/``e`` positions of blocks beyond
+        their stage's depth take choice index 0 (the smallest value)."""
+        g = self.check_genomes(genomes).copy()
+        groups = np.asarray(self.groups, dtype=np.int64)
+        stage = np.repeat(np.arange(len(groups)), groups)  # the stage of each block
+        slot = np.arange(len(stage)) - np.repeat(np.cumsum(groups) - groups, groups)
+        inactive = slot[None, :] >= self._values(g, "d")[:, stage]
+        for name in ("ks", "e"):
+            g[:, self.positions(name)][inactive] = 0
+        return g
 
 
 def check_choices(what: str, name: str, values: Sequence[Any], allowed: Sequence[Any]) -> None:

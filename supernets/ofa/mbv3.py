@@ -61,3 +61,29 @@ class OFAMobileNetV3Net(OFASuperNet):
             out["operators"] = mbv3_operator_features(
                 configs, level="stage", width_mult=float(self._kwargs["width_mult"]))
         return out
+
+    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predictor_encodings` of the genomes' configs, vectorised (the operator
+        features from a per-block table over kernel, expand and resolution, built once)."""
+        sp = self.space
+        g = sp.check_genomes(genomes)
+        out = {"space": sp.encode_genomes(g)}
+        if tuple(getattr(sp, "groups", ())) == (4, 4, 4, 4, 4):
+            from switchnas.predictors.encodings import mbv3_operator_features_arrays
+
+            ks, e, d, r = (sp.genome_values(g, n) for n in ("ks", "e", "d", "r"))
+            out["operators"] = mbv3_operator_features_arrays(
+                ks, e, d, r[:, 0], table=self._operator_table(), level="stage")
+        return out
+
+    def _operator_table(self) -> Any:
+        from switchnas.predictors.encodings import mbv3_operator_table
+
+        cached = self.__dict__.get("_op_table")  # built for this space object
+        if cached is None or cached[0] is not self.space:
+            dims = self.space.dimensions
+            table = mbv3_operator_table(
+                ks={k for c in dims["ks"] for k in c}, e={x for c in dims["e"] for x in c},
+                resolutions=dims["r"][0], width_mult=float(self._kwargs["width_mult"]))
+            self.__dict__["_op_table"] = cached = (self.space, table)
+        return cached[1]

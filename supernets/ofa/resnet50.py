@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from ofa.imagenet_classification.elastic_nn.networks import OFAResNets
 from ofa.imagenet_classification.networks import ResNets
 
@@ -52,6 +53,18 @@ class ResNet50Space(ChoiceSpace):
                 cfg["e"][b] = min(e[b])
             start += size
         return cfg
+
+    def canonical_genomes(self, genomes: Any) -> np.ndarray:
+        """:meth:`canonical`, vectorised: ``e`` positions of blocks a stage's depth leaves
+        out take choice index 0 (the smallest expand ratio)."""
+        g = self.check_genomes(genomes).copy()
+        sizes = np.asarray(BASE_DEPTH, dtype=np.int64) + self.max_depth
+        stage = np.repeat(np.arange(len(sizes)), sizes)
+        slot = np.arange(len(stage)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        depth = self._values(g, "d")[:, 1:]  # the stem's entry is not a stage's
+        active = np.asarray(BASE_DEPTH, dtype=np.int64)[stage][None, :] + depth[:, stage]
+        g[:, self.positions("e")][slot[None, :] >= active] = 0
+        return g
 
 
 class OFAResNet50Net(OFASuperNet):

@@ -107,3 +107,42 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     assert sorted(arts.remove_stale_temporaries()) == sorted(stale)
     assert not any(d.exists() for d in stale) and all(p.exists() for p in keep)
     assert produce().reused
+
+
+def test_store_shares_artifacts_between_run_directories(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = tmp_path / "store"
+    calls: list[str] = []
+
+    def build(tmp: Path) -> dict[str, int]:
+        calls.append("built")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "w.bin").write_bytes(b"weights")
+        return {"n": len(calls)}
+
+    a = Artifacts(tmp_path / "job0", store=store).produce("train", config={"a": 1}, inputs={},
+                                                           build=build)
+    entry = store / "train" / a.manifest["key"]
+    assert (entry / "sub" / "w.bin").read_bytes() == b"weights"
+    b = Artifacts(tmp_path / "job1", store=store).produce("train", config={"a": 1}, inputs={},
+                                                           build=build)
+    assert calls == ["built"] and b.reused and b.digest == a.digest
+    assert (tmp_path / "job1" / "train" / "sub" / "w.bin").read_bytes() == b"weights"
+    Artifact(tmp_path / "job1" / "train").verify()
+    # another key is built, not taken from the store
+    Artifacts(tmp_path / "job2", store=store).produce("train", config={"a": 2}, inputs={},
+                                                       build=build)
+    assert calls == ["built", "built"]
+    # a damaged store entry is never copied: the stage is rebuilt, with a warning
+    (entry / "sub" / "w.bin").write_bytes(b"tampered")
+    with caplog.at_level(logging.WARNING, logger="switchnas"):
+        c = Artifacts(tmp_path / "job3", store=store).produce("train", config={"a": 1},
+                                                               inputs={}, build=build)
+    assert calls == ["built"] * 3 and not c.reused
+    assert "damaged" in caplog.text and "w.bin" in caplog.text
+    assert (tmp_path / "job3" / "train" / "sub" / "w.bin").read_bytes() == b"weights"
+    # without a store nothing is shared
+    Artifacts(tmp_path / "job4").produce("train", config={"a": 1}, inputs={}, build=build)
+    assert len(calls) == 4
+    with pytest.raises(ValueError, match="is the run directory"):
+        Artifacts(tmp_path / "job5", store=tmp_path / "job5")

@@ -27,9 +27,68 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return run_dir, proc.stdout
 
 
+@pytest.fixture(scope="session")
+def oneshot_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The one-pass chain (profile, evaluate, fit, search, validate) instead of the loop."""
+    run_dir = tmp_path_factory.mktemp("oneshot")
+    proc = switchnas("run", "preset=tiny", "explore.enabled=false", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc.stdout
+
+
 @pytest.mark.slow
-def test_tiny_run_writes_bundle_and_reports(tiny_run: tuple[Path, str]) -> None:
+def test_tiny_run_explores_with_real_evaluations(tiny_run: tuple[Path, str]) -> None:
+    import optuna
+
     run_dir, out = tiny_run
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    family = json.loads((run_dir / "family" / "family.json").read_text())["members"]
+    assert 1 <= len(manifest["members"]) == len(family) <= 3
+    assert [m["id"] for m in manifest["members"]] == [m["id"] for m in family]
+    for stage in ("train", "explore", "family"):
+        assert (run_dir / stage / "stage.json").is_file(), stage
+    for stage in ("profile", "evaluate", "fit", "search", "validate"):
+        assert not (run_dir / stage).exists(), stage
+    summary = json.loads((run_dir / "explore" / "stage.json").read_text())["summary"]
+    # the tiny preset's budget: 30 real evaluations (10 random, then rounds of 10)
+    assert summary["measured"] == summary["evaluations"] == 30
+    assert summary["rounds"] >= 2 and 0 <= summary["noise_floor"] < 1
+    every = json.loads((run_dir / "explore" / "all.json").read_text())["rows"]
+    keys = {json.dumps(r["config"], sort_keys=True) for r in every}
+    assert len(every) == len(keys) == 30  # no sub-network measured twice
+    # every evaluation is a completed trial of the persistent study
+    study = optuna.load_study(study_name=summary["study"],
+                              storage=f"sqlite:///{run_dir / 'study.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 30
+    rows = json.loads((run_dir / "explore" / "measured.json").read_text())["rows"]
+    assert all(r["latency_low_ms"] <= r["latency_ms"] <= r["latency_high_ms"] for r in rows)
+    assert {m["config"] == rows[m["validated_index"]]["config"] for m in family} == {True}
+    assert (run_dir / "explore" / "pareto.png").stat().st_size > 1000
+    assert "family (ofa_mbv3 on cpu" in out and f"bundle: {run_dir / 'bundle'}" in out
+    assert "explore: 30 new evaluations" in out and "runtime demo" in out
+    assert "latency trust: noise floor" in out
+
+
+@pytest.mark.slow
+def test_a_larger_budget_continues_the_study(tiny_run: tuple[Path, str], tmp_path: Path
+                                             ) -> None:
+    import shutil
+
+    src, _ = tiny_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(src, run_dir)
+    proc = switchnas("explore", "preset=tiny", f"hydra.run.dir={run_dir}", "explore.budget=40")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((run_dir / "explore" / "stage.json").read_text())["summary"]
+    assert summary["evaluations"] == 10 and summary["measured"] == 40
+    every = json.loads((run_dir / "explore" / "all.json").read_text())["rows"]
+    assert len({json.dumps(r["config"], sort_keys=True) for r in every}) == 40
+
+
+@pytest.mark.slow
+def test_oneshot_run_writes_bundle_and_reports(oneshot_run: tuple[Path, str]) -> None:
+    run_dir, out = oneshot_run
     manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
     # the measured front of a tiny run can be a single point (noise decides)
     family = json.loads((run_dir / "family" / "family.json").read_text())["members"]
@@ -38,7 +97,7 @@ def test_tiny_run_writes_bundle_and_reports(tiny_run: tuple[Path, str]) -> None:
     for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
         assert (run_dir / stage / "stage.json").is_file(), stage
     assert (run_dir / "validate" / "pareto.png").stat().st_size > 1000
-    assert (run_dir / "validate" / "study.db").is_file()
+    assert (run_dir / "study.db").is_file()  # the persistent study, outside the stage
     assert "family (ofa_mbv3 on cpu" in out and f"bundle: {run_dir / 'bundle'}" in out
     assert "held-out MAPE" in out and "runtime demo" in out
     # the profile was measured as one interleaved batch, with its noise floor, and the run
@@ -68,7 +127,7 @@ def test_bundle_member_equals_extracted_subnetwork(tiny_run: tuple[Path, str]) -
     run_dir, _ = tiny_run
     bundle = load(run_dir / "bundle")
     family = json.loads((run_dir / "family" / "family.json").read_text())["members"]
-    bn_all = load_file(str(run_dir / "validate" / "bn_states.safetensors"))
+    bn_all = load_file(str(run_dir / "explore" / "bn_states.safetensors"))
     manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
     ref = OFAMobileNetV3Net(**manifest["supernet"]["kwargs"])
     ref.load_state_dict(load_file(str(run_dir / "train" / "supernet.safetensors")))
@@ -89,19 +148,19 @@ def test_bundle_member_equals_extracted_subnetwork(tiny_run: tuple[Path, str]) -
 @pytest.mark.slow
 def test_rerun_reuses_every_stage_and_stages_run_alone(tiny_run: tuple[Path, str]) -> None:
     run_dir, _ = tiny_run
-    stale = run_dir / ".validate.k1ll3d00"  # what a killed run leaves behind
+    stale = run_dir / ".explore.k1ll3d00"  # what a killed run leaves behind
     (stale / "sub").mkdir(parents=True)
     proc = switchnas("family", "preset=tiny", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not stale.exists()
     log = (run_dir / "cli.log").read_text() if (run_dir / "cli.log").exists() else proc.stderr
-    for stage in ("train", "profile", "evaluate", "fit", "search", "validate", "family"):
+    for stage in ("train", "explore", "family"):
         assert f"stage {stage}: inputs unchanged" in proc.stderr + log, stage
 
 
 @pytest.mark.slow
-def test_infeasible_constraint_fails_cleanly(tiny_run: tuple[Path, str]) -> None:
-    run_dir, _ = tiny_run
+def test_infeasible_constraint_fails_cleanly(oneshot_run: tuple[Path, str]) -> None:
+    run_dir, _ = oneshot_run
     before = (run_dir / "search" / "stage.json").read_text()
     proc = switchnas("search", "preset=tiny", f"hydra.run.dir={run_dir}",
                      "search.max_latency_ms=0.0001")
@@ -214,3 +273,23 @@ def test_reduced_space_fine_tune_and_search(tiny_run: tuple[Path, str], tmp_path
     front = json.loads((tmp_path / "search" / "front.json").read_text())["rows"]
     for row in front:
         reduced.validate(row["config"])  # every candidate lies in the reduced space
+
+
+@pytest.mark.slow
+def test_sweep_shares_artifacts_and_ends_with_a_table(tmp_path: Path) -> None:
+    from switchnas.pipeline.sweep import sweep_rows
+
+    proc = switchnas("fit", "-m", "preset=tiny", "hardware=flops", "fit.holdout=0.2,0.3",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = sweep_rows(tmp_path)
+    assert [r["job"] for r in rows] == ["0", "1"]
+    assert rows[0]["shared"] == [] and "train" in rows[0]["stages"]
+    # the second job differs only in fit: it copied train, profile and evaluate from the store
+    assert rows[1]["shared"] == ["evaluate", "profile", "train"]
+    assert rows[1]["overrides"][:3] == ["preset=tiny", "hardware=flops", "fit.holdout=0.3"]
+    key = json.loads((tmp_path / "0" / "train" / "stage.json").read_text())["key"]
+    assert (tmp_path / ".store" / "train" / key / "supernet.safetensors").is_file()
+    assert "| 1 | preset=tiny hardware=flops fit.holdout=0.3 progress=" in proc.stdout
+    assert "| no family |" in proc.stdout
+    assert (tmp_path / "sweep.md").is_file() and (tmp_path / "sweep.json").is_file()

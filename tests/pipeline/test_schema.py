@@ -75,10 +75,16 @@ def test_every_shipped_config_is_valid(tmp_path: Path, overrides: list[str]) -> 
     ("supernet.net.resolutions=32", "supernet.net.resolutions=32: must be a list of ints"),
     ("data=imagefolder", "data.root=???: a value is required"),
     ("data.n_classes=ten", "data.n_classes=ten"),
+    ("explore.budget=1", "explore.budget=1: must be an integer from 2"),
+    ("explore.batch=0", "explore.batch=0: must be an integer from 1"),
+    ("explore.storage=ftp://host/db", "unsupported database scheme 'ftp'"),
+    ("explore.kappa=-1", "explore.kappa=-1: must be a finite number in [0, 100]"),
+    ("store=''", "store=: must be auto, null or the path of a folder"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(tmp_path: Path, override: str,
                                                    message: str) -> None:
-    cfg = _cfg(tmp_path, override)
+    # the one-pass chain, so that the minimums of fit apply to run too
+    cfg = _cfg(tmp_path, override, "explore.enabled=false")
     with pytest.raises(ConfigError) as info:
         validate_config(cfg, command="run")
     assert message in str(info.value)
@@ -92,7 +98,9 @@ def test_minimums_follow_the_command(tmp_path: Path) -> None:
         validate_config(cfg, command="search")  # ... fitting on them is not
     validate_config(_cfg(tmp_path, "evaluate.n=4", "profile.n=4", "fit.holdout=0"),
                     command="run")
-    assert needs("family") >= {"train", "profile", "evaluate", "fit", "search", "validate"}
+    assert needs("family", loop=False) >= {"train", "profile", "evaluate", "fit", "search",
+                                           "validate"}
+    assert needs("family") == {"family", "explore", "train"}
     assert "fit" not in needs("evaluate") and "demo" in needs("run")
 
 
@@ -140,7 +148,7 @@ def test_space_files_are_checked(tmp_path: Path) -> None:
 # The command line: each user error exits 2 with one line and no traceback, before any work.
 @pytest.mark.parametrize(("override", "message"), [
     ("profile.n=abc", "profile.n=abc: must be an integer"),
-    ("evaluate.n=5", "evaluate.n=5: must be at least 6"),
+    ("explore.budget=1", "explore.budget=1: must be an integer from 2"),
     ("family.k=0", "family.k=0: must be an integer from 1"),
     ("supernet.space_file=/etc/passwd", "supernet.space_file=/etc/passwd: "),
 ])
