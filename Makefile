@@ -13,7 +13,7 @@ else
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ bench: setup
 	$(PY) benchmarks/predictors.py
 	$(PY) benchmarks/runtime.py
 	$(PY) benchmarks/measurement.py
+
+## Mutation score of search/, runtime/, predictors/, pipeline/artifacts.py and HAT decoding
+## against the fast tests (mutmut in a private copy; hours on 2 cores), saved in
+## benchmarks/results/mutation.{json,md}. MUTATE_ARGS narrows it, e.g.
+## make mutate MUTATE_ARGS="--modules search/pareto.py --tests tests/search/test_search.py"
+mutate: setup
+	$(PY) -m pip install -q -e ".[mutate]"
+	$(PY) -m benchmarks.mutation $(MUTATE_ARGS)
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .mypy_cache .ruff_cache

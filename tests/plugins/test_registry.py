@@ -121,7 +121,9 @@ def fake_entry_point(tmp_path, monkeypatch):
                       group=registry.ENTRY_POINT_GROUP),
            EntryPoint(name="broken", value="acme_board.plugin:NotAPlugin",
                       group=registry.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(registry, "entry_points", lambda group: eps)
+    # the fake answers only the hardware group: a registry asking another group finds nothing
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: eps if group == "switchnas.hardware" else [])
     yield
     for mod in [m for m in sys.modules if m.startswith("acme_board")]:
         del sys.modules[mod]
@@ -156,7 +158,8 @@ def test_entry_point_config_resolves_in_hydra(fake_entry_point):
 
 def test_builtin_shadows_entry_point(monkeypatch):
     ep = EntryPoint(name="cpu", value="somewhere:Else", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [ep] if group == "switchnas.hardware" else [])
     with pytest.warns(UserWarning, match="shadowed"):
         assert available_plugins()["cpu"]["source"] == "built-in"
 
