@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from switchnas.plugins.progress import progress_bar
 from switchnas.supernets.base import Config
 from switchnas.supernets.space import ChoiceSpace
 
@@ -238,7 +238,7 @@ class _Archive:
         self.m: int | None = None
         self._best: np.ndarray | None = None
         self._front: np.ndarray | None = None  # objectives of the feasible front so far
-        self._bar = tqdm(total=limit, desc=desc, disable=not progress, leave=False)
+        self._bar = progress_bar(total=limit, desc=desc, enabled=progress)
 
     @property
     def remaining(self) -> int:

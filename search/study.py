@@ -144,7 +144,8 @@ def _retry(fn: Any) -> Any:
 
 def open_study(storage: str | os.PathLike[str], name: str, space: ChoiceSpace,
                directions: Sequence[str], *, heartbeat_s: int = 30,
-               grace_s: int | None = None, worker: str | None = None) -> MeasurementStudy:
+               grace_s: int | None = None, worker: str | None = None,
+               metric_names: Sequence[str] | None = None) -> MeasurementStudy:
     """Open (or create) the study ``name`` in ``storage``.
 
     Args:
@@ -159,13 +160,17 @@ def open_study(storage: str | os.PathLike[str], name: str, space: ChoiceSpace,
         worker: this worker's name, unique among live workers (default
             ``host:pid:random``). A worker opened again under the same name (a restarted
             process) first fails the running trials it left behind, so it resumes at once.
+        metric_names: a name per objective (``["latency_ms", "top1"]``), stored in the
+            study so that Optuna's dashboard and ``trials_dataframe()`` label the values;
+            ``None`` leaves the study's names as they are.
 
     Returns:
         The open study; close it (or use it as a context manager) to stop the heartbeat.
 
     Raises:
         ValueError: a bad storage, direction, heartbeat or grace period; directions that
-            differ from those the study was created with.
+            differ from those the study was created with; metric names that are not one
+            distinct non-empty string per direction.
         SpaceMismatchError: the study holds measurements of another space.
     """
     dirs = [str(d) for d in directions]
@@ -180,8 +185,14 @@ def open_study(storage: str | os.PathLike[str], name: str, space: ChoiceSpace,
                          f"({heartbeat_s})")
     if not name:
         raise ValueError("name: the study needs a non-empty name")
+    names = None if metric_names is None else list(metric_names)
+    if names is not None and (len(names) != len(dirs) or len(set(names)) != len(names)
+                              or not all(isinstance(n, str) and n for n in names)):
+        raise ValueError(f"metric_names={names!r}: need one distinct non-empty name per "
+                         f"objective ({len(dirs)}: {dirs})")
     return MeasurementStudy(url=storage_url(storage), name=name, space=space, directions=dirs,
-                            heartbeat_s=int(heartbeat_s), grace_s=int(grace),
+                            metric_names=names, heartbeat_s=int(heartbeat_s),
+                            grace_s=int(grace),
                             worker=worker or f"{socket.gethostname()}:{os.getpid()}:"
                                              f"{uuid.uuid4().hex[:8]}")
 
@@ -194,13 +205,15 @@ class MeasurementStudy:
     """
 
     def __init__(self, *, url: str, name: str, space: ChoiceSpace, directions: list[str],
-                 heartbeat_s: int, grace_s: int, worker: str):
+                 heartbeat_s: int, grace_s: int, worker: str,
+                 metric_names: list[str] | None = None):
         import optuna
         import sqlalchemy as sa
         from optuna.exceptions import ExperimentalWarning
 
         self.url, self.name, self.space = url, name, space
         self.directions, self.worker = list(directions), worker
+        self.metric_names = None if metric_names is None else list(metric_names)
         self.heartbeat_s, self.grace_s = heartbeat_s, grace_s
         sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if sqlite else {
@@ -235,6 +248,13 @@ class MeasurementStudy:
         if have != self.directions:
             raise ValueError(f"study {name!r} in {_hide_password(url)} was created with "
                              f"directions {have}; got {self.directions}")
+        if self.metric_names is not None and self.study.metric_names != self.metric_names:
+            from optuna.exceptions import ExperimentalWarning
+
+            with warnings.catch_warnings():  # experimental in Optuna 3.x, stable since
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                names = self.metric_names
+                _retry(lambda: self.study.set_metric_names(names))
         self._study_id = int(_retry(lambda: self.storage.get_study_id_from_name(name)))
         self._table = _claims_table()
         _retry(lambda: self._table.metadata.create_all(self._engine, checkfirst=True))
@@ -667,7 +687,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def record_measurements(db: str | os.PathLike[str], study_name: str, space: ChoiceSpace,
-                        rows: Sequence[Mapping[str, Any]]) -> int:
+                        rows: Sequence[Mapping[str, Any]], *,
+                        metric_names: Sequence[str] = ("latency_ms", "accuracy")) -> int:
     """Add measured rows to the study ``study_name`` (directions: latency minimised,
     accuracy maximised), skipping sub-networks it already holds.
 
@@ -677,12 +698,15 @@ def record_measurements(db: str | os.PathLike[str], study_name: str, space: Choi
         space: the configs' search space.
         rows: dicts with ``config``, ``latency_ms``, ``accuracy`` and extras (kept as
             user attrs).
+        metric_names: the two objectives' names in the study (the task's metric, e.g.
+            ``("latency_ms", "top1")``, in place of ``accuracy``).
 
     Returns:
         The number of sub-networks the study holds measurements of.
     """
     by_key = {config_key(space.validate(r["config"])): r for r in rows}
-    with open_study(db, study_name, space, list(_DIRECTIONS)) as study:
+    with open_study(db, study_name, space, list(_DIRECTIONS),
+                    metric_names=list(metric_names)) as study:
         for claim in study.claim([r["config"] for r in rows]):
             row = by_key[claim.key]
             extras = {k: v for k, v in row.items() if k not in ("config",)}

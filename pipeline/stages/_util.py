@@ -70,8 +70,13 @@ def say(text: str, *, level: int = logging.INFO) -> None:
     """Print ``text`` for the user and write it to the run's log file(s) too.
 
     The terminal gets the plain text (no timestamps); every file handler of the root
-    logger (Hydra's ``<run dir>/<command>.log``) gets one record per line, so the log
-    holds everything the terminal summary shows without printing it twice.
+    logger (Hydra's ``<run dir>/cli.log``) gets one record per non-blank line, logged as
+    logger ``switchnas``, so the log holds everything the terminal summary shows without
+    the console handler printing it a second time.
+
+    Args:
+        text: one or more lines.
+        level: the records' level (``logging.WARNING`` for a report with warnings).
     """
     print(text)
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]

@@ -117,14 +117,16 @@ def _record(ctx: Context, space: Any, rows: list[dict[str, Any]]) -> int:
     go to a study named after this space."""
     value = ctx.cfg.validate.get("storage")
     storage = str(value) if value else str(ctx.run_dir / "study.db")
+    names = ["latency_ms", str(ctx.task.metric)]
     try:
-        return record_measurements(storage, "validate", space, rows)
+        return record_measurements(storage, "validate", space, rows, metric_names=names)
     except SpaceMismatchError:
         import hashlib
         import json
 
         digest = hashlib.sha256(json.dumps(space.to_dict(), sort_keys=True).encode())
-        return record_measurements(storage, f"validate-{digest.hexdigest()[:12]}", space, rows)
+        return record_measurements(storage, f"validate-{digest.hexdigest()[:12]}", space, rows,
+                                   metric_names=names)
 
 
 def _plot(path: Path, front: list[dict[str, Any]], rows: list[dict[str, Any]], metric: str,

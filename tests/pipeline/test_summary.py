@@ -10,6 +10,7 @@ from switchnas.pipeline.summary import MIN_KENDALL, format_trust_report, trust_r
 
 def _run_dir(tmp: Path, *, floor: float, tau: float, mape: float,
              family: list[tuple[float, float]], overloaded: bool = False) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "profile").mkdir()
     (tmp / "fit").mkdir()
     (tmp / "family").mkdir()
@@ -48,3 +49,12 @@ def test_missing_artifacts_give_no_figure_and_no_warning(tmp_path: Path) -> None
     rep = trust_report(tmp_path)
     assert rep["warnings"] == [] and rep["noise_floor_pct"] is None
     assert "n/a" in format_trust_report(rep)
+
+
+def test_a_deterministic_plugin_warns_only_beyond_rounding(tmp_path: Path) -> None:
+    exact = trust_report(_run_dir(tmp_path / "a", floor=0.0, tau=1.0, mape=0.0,
+                                  family=[(1.0, 1.0 + 1e-12), (2.0, 2.0)]))
+    assert exact["warnings"] == []
+    off = trust_report(_run_dir(tmp_path / "b", floor=0.0, tau=1.0, mape=0.0,
+                                family=[(1.0, 1.05), (2.0, 2.1)]))
+    assert any("more than twice the measured noise floor (0.0 %)" in w for w in off["warnings"])
