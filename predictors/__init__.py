@@ -2,12 +2,15 @@
 datasets of measurements.
 
 Every estimator follows the scikit-learn contract; :func:`select_predictor` picks one by
-cross-validation from :data:`REGISTRY`.
+cross-validation from :data:`REGISTRY`. :func:`fit_predictor` also picks the encoding and
+returns a :class:`FittedPredictor`, which carries that encoding's name and encodes configs
+or genomes itself (``predict_configs``/``predict_genomes``).
 """
 
 from __future__ import annotations
 
 from .dataset import MeasurementDataset
+from .fitted import FittedPredictor, config_encodings, fit_predictor, genome_encodings
 from .metrics import regression_report
 from .models import (
     REGISTRY,
@@ -26,11 +29,15 @@ __all__ = [
     "REGISTRY",
     "AdditiveBlockModel",
     "Ensemble",
+    "FittedPredictor",
     "HatMLP",
     "LUTSum",
     "MeasurementDataset",
     "OneHotRidge",
     "ResidualBoosted",
+    "config_encodings",
+    "fit_predictor",
+    "genome_encodings",
     "make_predictor",
     "regression_report",
     "register",

@@ -218,6 +218,8 @@ def mbv3_operators(config: Mapping[str, Any], *, width_mult: float = 1.0) -> lis
             blk = s * MAX_DEPTH + b
             stride = STRIDES[s + 1] if b == 0 else 1
             out_hw = (hw - 1) // stride + 1
+            if ks[blk] not in (3, 5, 7):
+                raise ValueError(f"ks[{blk}]={ks[blk]} is not an OFA kernel size (3, 5, 7)")
             mid = _make_divisible(round(cin * e[blk]))
             ops.append(Operator("expanded_conv", hw, out_hw, cin, cout, mid=mid, kernel=ks[blk],
                                 stride=stride, se=SE_STAGES[s + 1], hswish=HSWISH_STAGES[s + 1],
@@ -327,7 +329,7 @@ def mbv3_operator_table(*, ks: Sequence[int] = (3, 5, 7), e: Sequence[int] = (3,
     return MBv3OperatorTable(ks_, e_, rs, float(width_mult), blocks, fixed)
 
 
-def _indices(values: np.ndarray, choices: Sequence[int], what: str) -> np.ndarray:
+def _indices(values: np.ndarray, choices: Sequence[Any], what: str) -> np.ndarray:
     """Index of each value in the sorted ``choices``; ``ValueError`` names a stray value."""
     ch = np.asarray(choices)
     small = (values.dtype.kind in "iu" and ch.dtype.kind in "iu" and values.size > 0

@@ -3,7 +3,11 @@
 A predictor is stored as two files: ``<path>`` in skops' format (a zip of JSON and
 ``.npy`` arrays read with ``allow_pickle=False``; loading builds objects only of types
 on an allow-list) and ``<path>.json``, the metadata needed to use it: the encoding its
-features come from, its class and the SHA-256 of the model file.
+features come from (``encoding``), the width of those features (``n_features``) and the
+space they encode (``space``) where known, its class and the SHA-256 of the model file.
+:func:`load_predictor` gives back a
+:class:`~switchnas.predictors.fitted.FittedPredictor`, which encodes configs or genomes
+itself (files written before ``n_features``/``space`` existed still load).
 
 :func:`load_predictor` refuses, with :class:`PredictorFileError`, a file that is not
 such a pair, whose checksum does not match, that is larger than it may be, or that
@@ -21,12 +25,10 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import ArrayLike
+from .fitted import FittedPredictor
 
 __all__ = ["FORMAT", "MAX_BYTES", "TRUSTED_TYPES", "PredictorFileError", "SavedPredictor",
            "load_predictor", "save_predictor"]
@@ -52,23 +54,8 @@ class PredictorFileError(ValueError):
     """A predictor file that is missing, malformed, tampered with or names untrusted types."""
 
 
-@dataclass(frozen=True)
-class SavedPredictor:
-    """A loaded predictor and what it needs to be used.
-
-    Attributes:
-        model: the fitted estimator (``predict(X)``).
-        encoding: the name of the encoding its features come from (e.g. ``"space"``).
-        meta: the rest of the metadata file (format, class, sha256, user entries).
-    """
-
-    model: Any
-    encoding: str
-    meta: dict[str, Any]
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """The model's predictions for rows ``X`` of :attr:`encoding`."""
-        return np.asarray(self.model.predict(X))
+#: What :func:`load_predictor` returns (the name older callers use).
+SavedPredictor = FittedPredictor
 
 
 def _meta_path(path: Path) -> Path:
@@ -90,15 +77,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_predictor(model: Any, path: str | Path, *, encoding: str,
+def save_predictor(model: Any, path: str | Path, *, encoding: str | None = None,
                    extra: dict[str, Any] | None = None) -> Path:
     """Write a fitted predictor to ``path`` (skops) and its metadata to ``path + ".json"``.
 
     Args:
-        model: a fitted estimator whose types are all in :data:`TRUSTED_TYPES` or trusted
-            by skops by default.
+        model: a :class:`~switchnas.predictors.fitted.FittedPredictor` (its encoding,
+            ``n_features`` and ``space`` are stored), or a bare fitted estimator with
+            ``encoding`` given; either way every type it holds must be in
+            :data:`TRUSTED_TYPES` or trusted by skops by default.
         path: the model file to write (``.skops`` by convention); its folder is created.
-        encoding: the encoding of the model's features, stored so it can be used later.
+        encoding: the encoding of the model's features; for a ``FittedPredictor`` it must
+            be ``None`` or equal its own.
         extra: JSON-able entries added to the metadata.
 
     Returns:
@@ -110,20 +100,34 @@ def save_predictor(model: Any, path: str | Path, *, encoding: str,
     import skops.io as sio
 
     target = Path(path)
+    known: dict[str, Any] = {}
+    if isinstance(model, FittedPredictor):
+        if encoding is not None and encoding != model.encoding:
+            raise ValueError(f"encoding={encoding!r} contradicts the predictor's own "
+                             f"{model.encoding!r}; leave it out")
+        encoding = model.encoding
+        known = {k: model.meta[k] for k in _KNOWN if k in model.meta}
+        model = model.model
     if not isinstance(encoding, str) or not encoding:
         raise ValueError(f"encoding={encoding!r}: must be a non-empty string")
+    if "n_features" not in known and hasattr(model, "n_features_in_"):
+        known["n_features"] = int(model.n_features_in_)
     data = _canonical_zip(sio.dumps(model))
     untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
     if untrusted:
         raise PredictorFileError(f"cannot save {type(model).__name__}: it holds types outside "
                                  f"the allow-list: {untrusted}")
-    meta = {**(extra or {}), "format": FORMAT, "encoding": encoding,
+    meta = {**(extra or {}), **known, "format": FORMAT, "encoding": encoding,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "sha256": _sha256(data), "bytes": len(data)}
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(target, data)
     _atomic_write(_meta_path(target), (json.dumps(meta, indent=2) + "\n").encode())
     return target
+
+
+#: Metadata entries a ``FittedPredictor`` checks, stored when known.
+_KNOWN = ("n_features", "space")
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -143,17 +147,22 @@ def _read_meta(path: Path) -> dict[str, Any]:
                                  f"{FORMAT}")
     if not isinstance(meta.get("encoding"), str) or not isinstance(meta.get("sha256"), str):
         raise PredictorFileError(f"{str(mpath)!r}: 'encoding' and 'sha256' must be strings")
+    nf = meta.get("n_features")
+    if nf is not None and (isinstance(nf, bool) or not isinstance(nf, int) or nf < 1):
+        raise PredictorFileError(f"{str(mpath)!r}: 'n_features'={nf!r} must be an int >= 1")
+    if meta.get("space") is not None and not isinstance(meta["space"], str):
+        raise PredictorFileError(f"{str(mpath)!r}: 'space' must be a string")
     return meta
 
 
-def load_predictor(path: str | Path) -> SavedPredictor:
+def load_predictor(path: str | Path) -> FittedPredictor:
     """Load a predictor written by :func:`save_predictor`, running no code from the file.
 
     Args:
         path: the model file (its ``.json`` metadata lies beside it).
 
     Returns:
-        The model with its encoding and metadata.
+        The predictor with its encoding and metadata (it encodes configs itself).
 
     Raises:
         PredictorFileError: a file is missing or malformed, the model's SHA-256 differs
@@ -192,7 +201,7 @@ def load_predictor(path: str | Path) -> SavedPredictor:
     if not callable(getattr(model, "predict", None)):
         raise PredictorFileError(f"{str(target)!r}: holds a {type(model).__name__}, "
                                  "not an estimator with predict()")
-    return SavedPredictor(model=model, encoding=str(meta["encoding"]), meta=dict(meta))
+    return FittedPredictor(model=model, encoding=str(meta["encoding"]), meta=dict(meta))
 
 
 _IDS = re.compile(r'("__id__": )(\d+)|("file": ")(\d+)(\.npy")')

@@ -163,9 +163,25 @@ class ChoiceSpace:
         return self.canonical(_plain(out))
 
     def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Each position's value scaled to [0, 1] by its choices' range (0 if one choice)."""
+        """Each position's value scaled to [0, 1] by its choices' range (0 if one choice),
+        for each config's canonical form (:meth:`canonical`): configs that the
+        super-network does not tell apart (values of blocks beyond a stage's depth, say)
+        encode alike.
+
+        Raises:
+            ValueError: a config lacks a dimension of the space (named).
+        """
+        canonical = type(self).canonical is not ChoiceSpace.canonical
         rows = []
-        for cfg in configs:
+        for i, raw in enumerate(configs):
+            missing = [n for n in self._dims if n not in raw]
+            if missing:
+                raise ValueError(f"{self.name} config {i} lacks {missing}; expected "
+                                 f"{sorted(self._dims)}")
+            cfg = raw
+            if canonical:  # on a copy, lists as lists (canonical assigns into them)
+                cfg = self.canonical({k: list(v) if isinstance(v, (list, tuple)) else v
+                                      for k, v in raw.items()})
             row: list[float] = []
             for n, d in self._dims.items():
                 v = cfg[n]
@@ -350,11 +366,14 @@ class ChoiceSpace:
         return self.canonical_genomes(g)
 
     def encode_genomes(self, genomes: Any) -> np.ndarray:
-        """:meth:`encode` of the genomes' configs, vectorised: ``float64`` ``(n, P)``."""
+        """:meth:`encode` of the genomes' configs, vectorised: ``float64`` ``(n, P)``
+        (of their canonical forms, as :meth:`encode`)."""
         lay = self._layout
         if not all(lay.numeric.values()):
             return self.encode(self.from_genomes(genomes))
         g = self.check_genomes(genomes)
+        if type(self).canonical is not ChoiceSpace.canonical:
+            g = self.canonical_genomes(g)
         return lay.scaled[g + np.arange(g.shape[1], dtype=np.int64) * lay.width]
 
     def one_hot_genomes(self, genomes: Any) -> np.ndarray:

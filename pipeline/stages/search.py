@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from switchnas.predictors import fitted
 from switchnas.search.strategies import GenomeScorer, SearchStrategy, upper_bounds
 
 from ..artifacts import Artifact
@@ -44,21 +45,22 @@ def strategy_from_config(section: DictConfig) -> SearchStrategy:
 def genome_encodings(net: Any, genomes: np.ndarray) -> dict[str, np.ndarray]:
     """The encodings a super-network offers its predictors, for a population of genomes:
     ``net.predictor_encodings_genomes`` where it has one, else the config path
-    (``predictor_encodings`` or the space's ``encode``)."""
-    if hasattr(net, "predictor_encodings_genomes"):
-        return dict(net.predictor_encodings_genomes(genomes))
-    if hasattr(net, "predictor_encodings"):
-        return fit.encodings(net, net.space.from_genomes(genomes))
-    return {"space": net.space.encode_genomes(genomes)}
+    (``predictor_encodings`` or the space's ``encode``):
+    :func:`switchnas.predictors.fitted.genome_encodings`."""
+    return fitted.genome_encodings(net, genomes)
 
 
 def predictor_scorer(net: Any, latency: Any, accuracy: Any) -> GenomeScorer:
-    """Genomes -> ``[latency, -accuracy]`` predicted by two fitted predictors (each with
-    an ``encoding`` attribute naming the encoding it was fitted on)."""
+    """Genomes -> ``[latency, -accuracy]`` predicted by two
+    :class:`~switchnas.predictors.fitted.FittedPredictor` (or any estimator with an
+    ``encoding`` attribute naming the encoding it was fitted on); the encodings are
+    computed once per population and each predictor takes its own."""
+    lat, acc = (p if isinstance(p, fitted.FittedPredictor) else
+                fitted.FittedPredictor(p, p.encoding) for p in (latency, accuracy))
+
     def score(genomes: np.ndarray) -> np.ndarray:
         Xs = genome_encodings(net, genomes)
-        return np.stack([latency.predict(Xs[latency.encoding]),
-                         -np.asarray(accuracy.predict(Xs[accuracy.encoding]))], axis=1)
+        return np.stack([lat.predict_from(Xs), -np.asarray(acc.predict_from(Xs))], axis=1)
 
     return score
 

@@ -74,7 +74,7 @@ class MBConvSpace(ChoiceSpace):
 
     def canonical(self, config: Config) -> Config:
         """Blocks beyond a stage's depth are inactive: their ks/e take the smallest choice."""
-        cfg = {k: (list(v) if isinstance(v, list) else v) for k, v in config.items()}
+        cfg = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in config.items()}
         ks, e = self.dimension("ks").choices, self.dimension("e").choices
         for o, g, d in zip(self._offsets(), self.groups, cfg["d"], strict=True):
             for b in range(o + d, o + g):

@@ -44,7 +44,7 @@ class ResNet50Space(ChoiceSpace):
 
     def canonical(self, config: Config) -> Config:
         """Blocks a stage's depth leaves out take the smallest expand ratio."""
-        cfg = {k: (list(v) if isinstance(v, list) else v) for k, v in config.items()}
+        cfg = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in config.items()}
         e = self.dimension("e").choices
         start = 0
         for s, base in enumerate(BASE_DEPTH):
@@ -97,3 +97,43 @@ class OFAResNet50Net(OFASuperNet):
 
     def _subnet_args(self, config: Config) -> dict[str, Any]:
         return {"d": config["d"], "e": config["e"], "w": config["w"]}
+
+    def predictor_encodings(self, configs: Sequence[Config]) -> dict[str, np.ndarray]:
+        """Encodings the ``fit`` stage chooses among by cross-validation: the space's
+        own (``"space"``), and per-group operator work (``"operators"``: the stem and 4
+        stages' 1x1 and 3x3 MACs, memory traffic and block counts, then the head's, at each
+        config's resolution and widths; see
+        :func:`switchnas.predictors.ofa_operators.resnet50_operator_features`)."""
+        from switchnas.predictors.ofa_operators import resnet50_operator_features
+
+        return {"space": self.space.encode(configs),
+                "operators": resnet50_operator_features(
+                    configs, width_mult_list=self._kwargs["width_mult_list"],
+                    n_classes=int(self._kwargs["n_classes"]))}
+
+    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predictor_encodings` of the genomes' configs, vectorised (the operator
+        features from a table over expand ratio, widths and resolution, built once)."""
+        from switchnas.predictors.ofa_operators import resnet50_operator_features_arrays
+
+        sp = self.space
+        g = sp.check_genomes(genomes)
+        d, e, w, r = (sp.genome_values(g, n) for n in ("d", "e", "w", "r"))
+        return {"space": sp.encode_genomes(g),
+                "operators": resnet50_operator_features_arrays(
+                    d, e, w, r[:, 0], table=self._operator_table())}
+
+    def _operator_table(self) -> Any:
+        from switchnas.predictors.ofa_operators import resnet50_operator_table
+
+        cached = self.__dict__.get("_op_table")  # built for this space object
+        if cached is None or cached[0] is not self.space:
+            sp = self.space
+            assert isinstance(sp, ResNet50Space)
+            dims = sp.dimensions
+            table = resnet50_operator_table(
+                expand={x for c in dims["e"] for x in c}, resolutions=dims["r"][0],
+                max_depth=sp.max_depth, width_mult_list=self._kwargs["width_mult_list"],
+                n_classes=int(self._kwargs["n_classes"]))
+            self.__dict__["_op_table"] = cached = (sp, table)
+        return cached[1]
