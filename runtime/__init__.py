@@ -1,12 +1,16 @@
 """Run exported bundles: load, switch between members, pick members under changing load.
 
-Needs only torch, numpy and safetensors (plus the super-net's own module, e.g. ``ofa``)::
+Needs torch, numpy and safetensors, plus what the bundle's super-net imports (OFA
+bundles: ``ofa``, which imports torchvision and tqdm; HAT bundles: nothing more); the
+``device`` install extra lists exactly these::
 
     bundle = switchnas.runtime.load("bundle/")
     selector = bundle.selector(target_ms=40)
     member = selector.step(observed_ms)
     bundle.activate(member)
-    y = bundle(x)
+    label, prob = bundle.classify(image)    # an image classifier: HxWxC uint8 array
+    text = bundle.translate("the cat ...")  # a translation bundle (HAT)
+    y = bundle(bundle.preprocess(image))    # or the steps: raw input -> member input
 
 A bundle names its super-net by a registered name (entry-point group
 ``switchnas.supernets``, or :func:`register_supernet` at run time), never by an import
@@ -21,6 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._io import image_classification_io, translation_io
 from ._manifest import FORMAT, FORMAT_VERSION, BundleError
 from ._registry import available_supernets, get_supernet, register_supernet, supernet_name
 from .selectors import (
@@ -48,12 +53,14 @@ __all__ = [
     "available_supernets",
     "get_selector",
     "get_supernet",
+    "image_classification_io",
     "load",
     "make_selector",
     "pack_bundle",
     "register_selector",
     "register_supernet",
     "supernet_name",
+    "translation_io",
     "write_bundle",
 ]
 

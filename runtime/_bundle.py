@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ._integrity import compare_fingerprints, fingerprint, plan_layout, probe_input
+from ._io import ImageIO, TranslationIO, load_io
 from ._manifest import MANIFEST, SHARED_PREFIX, WEIGHTS, BundleError, bn_prefix
 from ._registry import check_kwargs, get_supernet, import_target
 from ._slices import copy_slices, slice_views
@@ -68,13 +69,20 @@ class Bundle:
     Switching is thread-safe: a call runs entirely with the member that was active when it
     started. In ``"extracted"`` mode calls run concurrently; in ``"inplace"`` mode a call
     holds the lock, since the super-net itself is what a switch changes.
+
+    A bundle written with an ``io`` section (format version 3) also turns raw input into
+    answers: :meth:`classify` (an image to ``(label, probability)``), :meth:`translate`
+    (text to text), and the steps they are made of, :meth:`preprocess` and
+    :meth:`postprocess`, all with the active member.
     """
 
     def __init__(self, *, supernet: nn.Module, members: list[Member],
                  bn: dict[str, dict[str, torch.Tensor]], manifest: dict[str, Any],
                  path: Path | None, device: torch.device, switch: SwitchMode,
-                 cache: int | None = None):
+                 cache: int | None = None, io: ImageIO | TranslationIO | None = None):
         self.supernet: Any = supernet
+        #: pre- and post-processing from the manifest's ``io`` section (``None`` without)
+        self.io = io
         self.members: tuple[Member, ...] = tuple(members)
         self.manifest = manifest
         self.path = path
@@ -149,6 +157,113 @@ class Bundle:
                 return module(x)
         with self._lock, torch.no_grad():
             return self.supernet(x)
+
+    # -- pre- and post-processing ------------------------------------------------------------
+    def _need_io(self, task: str | None, call: str) -> Any:
+        if self.io is None:
+            raise BundleError(
+                f"{call}: bundle {str(self.path)!r} has no 'io' section (format version "
+                f"{self.manifest.get('format_version')}, or written without "
+                "write_bundle(io=...)), so it does not say what input its members take. "
+                "Re-export it with this switchnas (switchnas export), or build the members' "
+                "input yourself and call the bundle directly")
+        if task is not None and self.io.task != task:
+            raise BundleError(f"{call}: bundle {str(self.path)!r} is a {self.io.task} bundle, "
+                              f"not {task}")
+        return self.io
+
+    def preprocess(self, raw: Any) -> torch.Tensor:
+        """The active member's input for ``raw``: an image (see :meth:`classify`) as a
+        normalised ``(N, C, H, W)`` tensor at the member's resolution, or a text as source
+        token ids followed by EOS, ``(1, n)``.
+
+        Raises:
+            BundleError: the bundle has no ``io`` section.
+            ValueError: ``raw`` is not what the bundle's task takes.
+        """
+        io = self._need_io(None, "preprocess()")
+        if isinstance(io, ImageIO):
+            return io.preprocess(raw, self._active, self.device)
+        return io.preprocess(raw, self.device)  # type: ignore[no-any-return]
+
+    def postprocess(self, output: Any) -> Any:
+        """An answer from a member's output: ``[(label, probability), ...]`` per row of
+        logits, or the text of target token ids (a list or 1-D tensor).
+
+        Raises:
+            BundleError: the bundle has no ``io`` section.
+        """
+        return self._need_io(None, "postprocess()").postprocess(output)
+
+    def classify(self, image: Any) -> tuple[str, float]:
+        """The active member's most likely class for one image, and its probability.
+
+        Args:
+            image: ``HxWxC`` or ``HxW`` numpy array, or ``CxHxW`` / ``HxW`` torch tensor;
+                ``uint8`` pixels (0-255) or floats in [0, 1]; resized to the member's
+                resolution and normalised as the bundle says.
+
+        Returns:
+            ``(label, probability)``.
+
+        Raises:
+            BundleError: no ``io`` section, or not an image classifier.
+            ValueError: an image of another shape, channel count or dtype.
+        """
+        io = self._need_io("image_classification", "classify()")
+
+        def run(member: str, module: Any) -> Any:
+            x = io.preprocess(image, member, self.device)
+            if x.shape[0] != 1:
+                raise ValueError(f"classify() takes one image, got a batch of {x.shape[0]}; "
+                                 "use preprocess/postprocess for batches")
+            with torch.no_grad():
+                return module(x)
+
+        # the input is sized for the member that then runs it, even if another thread
+        # switches meanwhile
+        if self.switch == "extracted":
+            with self._lock:
+                member, module = self._active, self._module
+            logits = run(member, module)
+        else:
+            with self._lock:
+                logits = run(self._active, self.supernet)
+        return io.postprocess(logits)[0]  # type: ignore[no-any-return]
+
+    def translate(self, text: str, *, beam: int | None = None) -> str:
+        """``text`` translated by the active member: tokenized with the bundle's
+        vocabulary, decoded (beam search, or greedy with ``beam=1``; default the bundle's
+        beam) with the super-net's ``generate``, detokenized.
+
+        Raises:
+            BundleError: no ``io`` section, not a translation bundle, or a super-net
+                without ``generate``.
+            ValueError: ``text`` longer than the members' positions, or a bad ``beam``.
+        """
+        io = self._need_io("translation", "translate()")
+        k = io.beam if beam is None else beam
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"beam={beam!r} must be a positive integer")
+        src = io.preprocess(text, self.device)
+        max_len = io.max_len(int(src.shape[1]))
+
+        def run(module: Any) -> list[list[int]]:
+            generate = getattr(module, "generate", None)
+            if not callable(generate):
+                raise BundleError(f"translate(): {type(module).__name__} has no generate() "
+                                  "method to decode with")
+            return generate(src, beam=k, max_len=max_len,  # type: ignore[no-any-return]
+                            len_penalty=io.len_penalty)
+
+        if self.switch == "extracted":
+            with self._lock:
+                module = self._module
+            ids = run(module)
+        else:
+            with self._lock:
+                ids = run(self.supernet)
+        return io.postprocess(ids[0])  # type: ignore[no-any-return]
 
     def extract(self, member_id: str) -> nn.Module:
         """A standalone module (eval mode) computing what member ``member_id`` computes;
@@ -284,13 +399,14 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
         p = bn_prefix(e["index"])
         bn[e["id"]] = {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
     net.eval()
+    io = load_io(manifest.get("io"), src.bytes, net)
     if verify:
         _verify(net, members, bn, manifest)
     dev = torch.device(device)
     net.to(dev)
     bn = {mid: {k: v.to(dev) for k, v in d.items()} for mid, d in bn.items()}
     return Bundle(supernet=net, members=members, bn=bn, manifest=manifest, path=root,
-                  device=dev, switch=switch, cache=cache)
+                  device=dev, switch=switch, cache=cache, io=io)
 
 
 def resolve_supernet(spec: Mapping[str, Any], *, trust_target: bool = False

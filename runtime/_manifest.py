@@ -3,6 +3,8 @@
 A bundle is a folder::
 
     manifest.json         this module's schema (JSON, no pickle, no code names)
+    vocab-src.txt, ...    optional (version 3): files the ``io`` section names (see
+                          ``_io.py``: tokenizer vocabularies), checksummed like the rest
     member-<index>.onnx   optional: member <index> as an ONNX graph
     weights.safetensors   "shared/<name>": leading slices of the super-net's tensors that
                           the union of the members reads; "bn/<index>/<name>": member
@@ -28,6 +30,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
+    "READABLE_VERSIONS",
     "WEIGHTS",
     "BundleError",
     "parse_manifest",
@@ -37,7 +40,9 @@ __all__ = [
 ]
 
 FORMAT = "switchnas-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: versions this switchnas reads: 2 (no ``io`` section) and 3 (optional ``io`` section)
+READABLE_VERSIONS = (2, 3)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 SHARED_PREFIX = "shared/"
@@ -257,8 +262,9 @@ def validate_manifest(m: Any) -> dict[str, Any]:
     Raises:
         BundleError: naming the first field that is missing or of the wrong kind, a
             foreign file (``format`` is not ``"switchnas-bundle"``), another format
-            version (version 1 named code to import: re-export such bundles), or more
-            members or files than the limits allow.
+            version (version 1 named code to import: re-export such bundles; versions 2
+            and 3 are read, 3 may carry an ``io`` section), or more members or files than
+            the limits allow.
     """
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         found = m.get("format") if isinstance(m, dict) else type(m).__name__
@@ -269,9 +275,10 @@ def validate_manifest(m: Any) -> dict[str, Any]:
         raise BundleError("bundle format version 1 is no longer loaded: its manifest names "
                           "code to import. Re-export it with this switchnas (format version "
                           f"{FORMAT_VERSION} names its super-net by a registered name)")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if (version not in READABLE_VERSIONS or isinstance(version, bool)
+            or not isinstance(version, int)):
         raise BundleError(f"bundle format version {str(version)[:40]} is not supported; this "
-                          f"switchnas reads version {FORMAT_VERSION}")
+                          f"switchnas reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     _need(m, "space", dict, "manifest")
     _check_supernet(_need(m, "supernet", dict, "manifest"))
     _need(m, "hardware", dict, "manifest")
@@ -327,4 +334,10 @@ def validate_manifest(m: Any) -> dict[str, Any]:
     extra = m.get("extra", {})
     if not isinstance(extra, dict):
         raise _fail("extra", "must be an object")
+    if "io" in m:
+        if version < 3:
+            raise _fail("io", f"needs format version 3; this manifest says {version}")
+        from ._io import validate_io
+
+        validate_io(m["io"], members, files)
     return m

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from ._integrity import fingerprint, plan_layout, probe_input
+from ._io import prepare_io
 from ._manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -39,7 +40,8 @@ _RESERVED = {"bn_state", "index", "onnx", "latency", "energy_mj"}
 def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
                  members: Sequence[Mapping[str, Any]], space: dict[str, Any] | None = None,
                  hardware: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-                 overwrite: bool = True, verify: bool = True, onnx: bool = False) -> Path:
+                 overwrite: bool = True, verify: bool = True, onnx: bool = False,
+                 io: Mapping[str, Any] | None = None) -> Path:
     """Write ``members`` of ``supernet`` as a bundle folder at ``path``, atomically.
 
     Args:
@@ -68,6 +70,12 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
             sub-network with its batch-norm statistics; input ``x`` of shape
             ``(batch, 3, r, r)``, output ``y``), runnable with onnxruntime alone
             (:mod:`switchnas.runtime.onnx`).
+        io: what the members take and give, made by
+            :func:`~switchnas.runtime.image_classification_io` (normalisation, labels;
+            each member's input shape is added here) or
+            :func:`~switchnas.runtime.translation_io` (vocabularies, written as bundle
+            files with checksums, and decoding settings). It becomes the manifest's ``io``
+            section, which :meth:`Bundle.preprocess`, ``classify`` and ``translate`` use.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -106,6 +114,9 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
         "extra": dict(extra or {}),
         "files": {},
     }
+    io_files: dict[str, bytes] = {}
+    if io is not None:
+        manifest["io"], io_files = prepare_io(io, supernet=supernet, members=entries)
     _fingerprint_and_verify(supernet, manifest, tensors, bn_states, verify=verify)
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +129,8 @@ def write_bundle(path: str | os.PathLike[str], *, supernet: Any,
         _fsync(wpath)
         if onnx:
             _export_onnx(supernet, manifest, bn_states, tmp)
+        for name, data in io_files.items():
+            (tmp / name).write_bytes(data)
         for f in sorted(tmp.iterdir()):
             _fsync(f)
             manifest["files"][f.name] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}

@@ -9,6 +9,7 @@ Special ids are shared with the model: 0 pad, 1 bos, 2 eos, 3 unk.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 from .transformer import BOS, EOS, PAD, UNK
 
 __all__ = ["Batch", "ParallelText", "ToyTranslation", "TranslationData", "Vocab"]
+
+log = logging.getLogger(__name__)
 
 Pair = tuple[list[int], list[int]]
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -150,6 +153,11 @@ class ToyTranslation(TranslationData):
         if tgt_vocab < src_vocab + 4:
             raise ValueError(f"tgt_vocab={tgt_vocab} must be at least src_vocab + 4 = {src_vocab + 4} "
                              "(determiners take one target form per gender)")
+        # the HAT configs (supernet=hat_wmt14ende) default to this data: say it is not text
+        log.warning("translation data: a generated toy language pair (%d source, %d target "
+                    "words; data=toy_translation), not WMT'14 En-De or any real text, so its "
+                    "BLEU says nothing about real translation quality; for real text use "
+                    "data=parallel_text", src_vocab - len(SPECIALS), tgt_vocab - len(SPECIALS))
         rng = np.random.default_rng(seed)
         n_adj, n_verb = n // 4, n // 4
         n_noun = n - 3 - n_adj - n_verb  # 2 determiners + 1 conjunction

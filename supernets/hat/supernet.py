@@ -19,6 +19,27 @@ __all__ = ["SubTransformer", "SuperTransformer"]
 _N_SPECIAL = UNK + 1
 
 
+def _generate(model: Transformer, src_tokens: torch.Tensor, *, beam: int, max_len: int | None,
+              len_penalty: float) -> list[list[int]]:
+    from .decoding import beam_search, greedy_decode, max_target_len, strip
+
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise ValueError(f"beam={beam!r} must be a positive integer (1: greedy)")
+    if not isinstance(src_tokens, torch.Tensor) or src_tokens.ndim != 2 \
+            or src_tokens.dtype != torch.long:
+        raise ValueError("src_tokens must be a (batch, length) long tensor of source ids "
+                         "ending in EOS")
+    steps = max_len or max_target_len(src_tokens, limit=model.max_positions)
+    was = model.training
+    model.eval()
+    try:
+        if beam == 1:
+            return [strip(r) for r in greedy_decode(model, src_tokens, max_len=steps).tolist()]
+        return beam_search(model, src_tokens, beam=beam, max_len=steps, len_penalty=len_penalty)
+    finally:
+        model.train(was)
+
+
 class SubTransformer(Transformer):
     """A standalone Transformer at one config's exact sizes (what :meth:`extract` returns)."""
 
@@ -32,6 +53,15 @@ class SubTransformer(Transformer):
                          **kwargs)
         self.config = cfg
         self.set_arch(cfg)
+
+    def generate(self, src_tokens: torch.Tensor, config: Mapping[str, Any] | None = None, *,
+                 beam: int = 5, max_len: int | None = None,
+                 len_penalty: float = 1.0) -> list[list[int]]:
+        """Translate: see :meth:`SuperTransformer.generate`; ``config``, if given, must be
+        this sub-network's own."""
+        if config is not None and dict(config) != self.config:
+            raise ValueError("a SubTransformer generates only with its own config")
+        return _generate(self, src_tokens, beam=beam, max_len=max_len, len_penalty=len_penalty)
 
 
 class SuperTransformer(Transformer):
@@ -90,6 +120,31 @@ class SuperTransformer(Transformer):
         self.vocab_hash = vocab_hash
         self.active: Config = sp.largest()
         self.activate(self.active)
+
+    def generate(self, src_tokens: torch.Tensor, config: Mapping[str, Any] | None = None, *,
+                 beam: int = 5, max_len: int | None = None,
+                 len_penalty: float = 1.0) -> list[list[int]]:
+        """Translate ``src_tokens`` with the active sub-network (or ``config``, which is
+        then activated), as the training task's evaluation does.
+
+        Args:
+            src_tokens: ``(batch, length)`` source ids, each sentence followed by EOS and
+                right-padded with PAD.
+            config: a sub-network to activate first (default: the active one).
+            beam: beam size; 1 decodes greedily.
+            max_len: at most this many target tokens (default fairseq's
+                ``1.2 * length + 10``, capped at ``max_positions``).
+            len_penalty: hypotheses are scored by log-probability / length ** len_penalty.
+
+        Returns:
+            Per sentence, the target ids without BOS, EOS and padding.
+
+        Raises:
+            ValueError: a bad ``beam``, ``src_tokens`` or ``config``.
+        """
+        if config is not None:
+            self.activate(config)
+        return _generate(self, src_tokens, beam=beam, max_len=max_len, len_penalty=len_penalty)
 
     # -- SuperNet protocol ------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:

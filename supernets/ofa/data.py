@@ -25,14 +25,21 @@ SPLITS = ("train", "val", "test")
 
 
 class TensorImageData:
-    """Images ``(N, 3, H, W)`` (normalised) and labels per split."""
+    """Images ``(N, 3, H, W)`` (normalised) and labels per split.
+
+    ``mean``/``std`` (per RGB channel, for pixels scaled to [0, 1]) and ``class_names``
+    say how the stored images were made, so that an exported bundle can preprocess raw
+    images the same way (``None``: unknown).
+    """
 
     def __init__(self, images: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
-                 n_classes: int, name: str):
+                 n_classes: int, name: str, *, mean: list[float] | None = None,
+                 std: list[float] | None = None, class_names: list[str] | None = None):
         for s in SPLITS:
             if s not in images or len(images[s]) == 0:
                 raise ValueError(f"{name}: split {s!r} is empty")
         self.images, self.labels, self.n_classes, self.name = images, labels, n_classes, name
+        self.mean, self.std, self.class_names = mean, std, class_names
 
     def size(self, split: str) -> int:
         return len(self.labels[self._check(split)])
@@ -92,11 +99,14 @@ class DigitsData(TensorImageData):
                              " must be in (0, 1) and sum below 0.9")
         d = load_digits()
         x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1).repeat(1, 3, 1, 1)
+        # pixels are 0-16: in [0, 1] terms the normalisation is (x/16 - mu/16) / (sigma/16)
+        mu, sigma = float(x.mean()), float(x.std()) + 1e-8
         x = _normalise(x)
         y = torch.tensor(d.target, dtype=torch.long)
         parts = _split_indices(d.target, (val_fraction, test_fraction), seed)
         super().__init__({s: x[i] for s, i in parts.items()}, {s: y[i] for s, i in parts.items()},
-                         10, "digits")
+                         10, "digits", mean=[mu / 16] * 3, std=[sigma / 16] * 3,
+                         class_names=[str(c) for c in range(10)])
 
 
 class ImageFolderData(TensorImageData):
@@ -144,5 +154,7 @@ class ImageFolderData(TensorImageData):
         else:
             parts = _split_indices(labels, (val_fraction, test_fraction), seed)
         super().__init__({s: x[i] for s, i in parts.items()}, {s: y[i] for s, i in parts.items()},
-                         n_classes or len(classes), f"imagefolder:{root}")
+                         n_classes or len(classes), f"imagefolder:{root}",
+                         mean=mean.flatten().tolist(), std=std.flatten().tolist(),
+                         class_names=classes if n_classes in (None, len(classes)) else None)
         self.classes = classes
