@@ -9,6 +9,7 @@ channels are re-ordered by importance (``re_organize_middle_weights``), as OFA d
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -17,9 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from switchnas.plugins.progress import progress_bar
+
+from .. import distributed
 from ..base import Config
+from ..checkpoint import CheckpointDir, capture_rng, restore_rng
+from ..distillation import soft_target_loss
+from ..distributed import Trainer
 from .common import OFASuperNet
 from .data import TensorImageData
 
@@ -37,6 +43,11 @@ class ProgressiveShrinking:
         calib_batches: batches of training images for BN recalibration in ``evaluate``.
         eval_split: split scored by ``evaluate`` (``val`` for the accuracy dataset,
             ``test`` for validation of the final front).
+        kd_ratio: weight of knowledge distillation in the phases that release dimensions
+            after a ``full`` phase (OFA's recipe: soft targets from the trained full
+            network, frozen when the first such phase starts); 0 turns it off.
+        kd_temperature: softmax temperature of the soft targets (the term is scaled by
+            its square, as in Hinton et al.; OFA uses 1).
     """
 
     metric = "top1"
@@ -44,6 +55,7 @@ class ProgressiveShrinking:
     def __init__(self, *, phases: Sequence[Sequence[Any]] = (("full", []),),
                  epochs_per_phase: float = 1.0, batch_size: int = 64, lr: float = 0.05,
                  weight_decay: float = 3e-5, calib_batches: int = 4, eval_batch_size: int = 256,
+                 kd_ratio: float = 1.0, kd_temperature: float = 1.0,
                  threads: int | None = None, progress: bool = True):
         self.phases = [(str(p[0]), list(p[1])) for p in phases]
         if epochs_per_phase <= 0:
@@ -51,6 +63,10 @@ class ProgressiveShrinking:
         self.epochs_per_phase = float(epochs_per_phase)
         self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
         self.calib_batches, self.eval_batch_size = int(calib_batches), int(eval_batch_size)
+        if kd_ratio < 0 or kd_temperature <= 0:
+            raise ValueError(f"kd_ratio={kd_ratio} must be >= 0 and kd_temperature="
+                             f"{kd_temperature} > 0")
+        self.kd_ratio, self.kd_temperature = float(kd_ratio), float(kd_temperature)
         self.threads, self.progress = threads, progress
 
     # -- training ------------------------------------------------------------------------
@@ -63,56 +79,155 @@ class ProgressiveShrinking:
                 cfg[k] = big[k]
         return net.space.canonical(cfg)
 
-    def train(self, net: OFASuperNet, data: TensorImageData, *, seed: int = 0) -> dict[str, Any]:
+    def train(self, net: OFASuperNet, data: TensorImageData, *, seed: int = 0,
+              trainer: Trainer | None = None) -> dict[str, Any]:
+        """Train ``net`` in place by progressive shrinking; return a JSON-able log.
+
+        In a process group (:mod:`switchnas.supernets.distributed`) every rank runs this
+        with the same seed and forwards its shard of each global batch of ``batch_size``.
+
+        Args:
+            net: the super-network.
+            data: images.
+            seed: seeds the sampler, the data order and torch.
+            trainer: device, mixed precision and checkpoints (default: CPU, none). With a
+                checkpoint folder holding a checkpoint, training continues from it.
+
+        Raises:
+            ValueError: a phase names an unknown dimension, or ``batch_size`` is smaller
+                than the number of ranks.
+        """
         unknown = [d for _, dims in self.phases for d in dims if d not in net.space.dimensions]
         if unknown:
             raise ValueError(f"progressive shrinking phases name unknown dimensions {unknown}; "
                              f"the space has {sorted(net.space.dimensions)}")
+        trainer = trainer or Trainer()
+        world = distributed.world_size()
+        if self.batch_size < world:
+            raise ValueError(f"batch_size={self.batch_size} is smaller than the {world} ranks")
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        ckpt = (CheckpointDir(trainer.checkpoint_dir)
+                if trainer.checkpoint_dir and trainer.checkpoint_every else None)
+        device, home = trainer.torch_device, next(net.parameters()).device
+        net.to(device)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         n_train = data.size("train")
         steps_per_epoch = math.ceil(n_train / self.batch_size)
         log: dict[str, Any] = {"phases": []}
+        saved = ckpt.load() if ckpt else None
+        if saved is not None:
+            net.load_state_dict(saved["model"])
+            log = saved["log"]
+            log["resumed"] = [*log.get("resumed", []), saved["position"]]
+        teacher: OFASuperNet | None = None
         for p_idx, (name, released) in enumerate(self.phases):
-            if "e" in released and hasattr(net.net, "re_organize_middle_weights"):
+            resume = saved if saved is not None and saved["position"]["phase"] == p_idx else None
+            if saved is not None and p_idx < saved["position"]["phase"]:
+                continue
+            kd = self.kd_ratio > 0 and bool(released) and any(
+                not dims for _, dims in self.phases[:p_idx])
+            if kd and teacher is None:  # OFA's teacher: the trained full network, frozen
+                with torch.random.fork_rng(devices=[]):
+                    teacher = copy.deepcopy(net)
+                if resume is not None:
+                    teacher.load_state_dict(resume["teacher"])
+                teacher.to(device=device, dtype=next(net.parameters()).dtype)
+                teacher.activate(net.space.largest())
+                teacher.requires_grad_(False)
+            if resume is None and "e" in released and hasattr(net.net, "re_organize_middle_weights"):
                 net.net.re_organize_middle_weights()
             steps = max(1, round(self.epochs_per_phase * steps_per_epoch))
             opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, nesterov=True,
                                   weight_decay=self.weight_decay)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-            net.train()
+            scaler = torch.amp.GradScaler("cuda") if trainer.use_amp else None
             losses: list[float] = []
+            step, epoch, skip = 0, 0, 0
+            if resume is not None:
+                opt.load_state_dict(resume["optimizer"])
+                sched.load_state_dict(resume["scheduler"])
+                if scaler is not None and resume.get("scaler"):
+                    scaler.load_state_dict(resume["scaler"])
+                pos = resume["position"]
+                step, epoch, skip, losses = pos["step"], pos["epoch"], pos["batch"], resume["losses"]
+                restore_rng(resume["rng"], rng)
+            net.train()
+            if teacher is not None:
+                teacher.train()  # as OFA: the teacher's batch norms use batch statistics
             t0 = time.perf_counter()
-            bar = tqdm(total=steps, desc=f"train {p_idx + 1}/{len(self.phases)} {name}",
-                       disable=not self.progress, leave=False)
-            step, epoch = 0, 0
-            while step < steps:
-                for xb, yb in data.batches("train", batch_size=self.batch_size,
-                                           resolution=net.resolution(net.space.largest()),
-                                           shuffle=True, seed=seed * 1000 + p_idx * 100 + epoch):
-                    cfg = self._phase_sample(net, released, rng)
-                    net.activate(cfg)
-                    loss = F.cross_entropy(net(xb), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    losses.append(loss.item())
-                    step += 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
-                    if step >= steps:
-                        break
-                epoch += 1
+            bar = progress_bar(total=steps, desc=f"train {p_idx + 1}/{len(self.phases)} {name}",
+                               enabled=self.progress and distributed.rank() == 0)
+            bar.update(step)
+            with distributed.synced_batch_norm():
+                while step < steps:
+                    for b_idx, (xb, yb) in enumerate(data.batches(
+                            "train", batch_size=self.batch_size,
+                            resolution=net.resolution(net.space.largest()),
+                            shuffle=True, seed=seed * 1000 + p_idx * 100 + epoch)):
+                        if b_idx < skip or len(yb) < world:  # a rank would get no rows
+                            continue
+                        cfg = self._phase_sample(net, released, rng)
+                        net.activate(cfg)
+                        loss = self._step(net, teacher if kd else None, xb, yb, opt, scaler,
+                                          device)
+                        sched.step()
+                        losses.append(loss)
+                        step += 1
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+                        if ckpt is not None and step % trainer.checkpoint_every == 0 \
+                                and distributed.rank() == 0:
+                            ckpt.save({
+                                "model": net.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(),
+                                "scaler": scaler.state_dict() if scaler is not None else None,
+                                "teacher": teacher.state_dict() if teacher is not None else None,
+                                "rng": capture_rng(rng), "losses": losses, "log": log,
+                                "position": {"phase": p_idx, "step": step, "epoch": epoch,
+                                             "batch": b_idx + 1}})
+                        if step >= steps:
+                            break
+                    epoch, skip = epoch + 1, 0
             bar.close()
             log["phases"].append({"name": name, "released": released, "steps": steps,
-                                  "first_loss": losses[0], "last_loss": float(np.mean(losses[-5:])),
+                                  "distill": kd, "first_loss": losses[0],
+                                  "last_loss": float(np.mean(losses[-5:])),
                                   "seconds": round(time.perf_counter() - t0, 2)})
+        log["ranks"] = world
         net.activate(net.space.largest())
         net.eval()
+        net.to(home)
         return log
+
+    def _step(self, net: OFASuperNet, teacher: OFASuperNet | None, xb: torch.Tensor,
+              yb: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+              device: torch.device) -> float:
+        """One optimiser step on this rank's shard of a global batch; the global batch's
+        mean loss (cross-entropy, plus the distillation term with a teacher)."""
+        lo, hi = distributed.shard_bounds(len(yb))
+        dtype = next(net.parameters()).dtype  # float32, or float64 where a user asks for it
+        x, y = xb[lo:hi].to(device=device, dtype=dtype), yb[lo:hi].to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler is not None):
+            out = net(x)
+            # sums over the shard / the global batch size: the ranks' gradients add up to
+            # the gradient of the global batch's mean loss
+            loss = F.cross_entropy(out, y, reduction="sum") / len(yb)
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = teacher(x)
+                loss = loss + self.kd_ratio * soft_target_loss(out, soft, self.kd_temperature,
+                                                               reduction="sum") / len(yb)
+        opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        (total,) = distributed.all_reduce_gradients(net.parameters(), [float(loss.detach())])
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return total
 
     # -- scoring -------------------------------------------------------------------------
     @torch.no_grad()
@@ -125,8 +240,8 @@ class ProgressiveShrinking:
         saved = net.bn_state()
         accs, bns = [], []
         try:
-            for cfg in tqdm(configs, desc=f"evaluate ({split})", disable=not self.progress,
-                            leave=False):
+            for cfg in progress_bar(configs, desc=f"evaluate ({split})",
+                                    enabled=self.progress):
                 r = net.resolution(net.space.validate(cfg))
                 calib = (xb for xb, _ in data.batches("train", batch_size=self.batch_size,
                                                         resolution=r, shuffle=True,
