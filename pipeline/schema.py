@@ -144,8 +144,8 @@ def _candidates(v: Any) -> str | None:
             return None
         hint = difflib.get_close_matches(bad[0], list(REGISTRY), n=1)
         return (f"unknown predictor {bad[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; choose from {sorted(REGISTRY)} or null for all")
-    return f"must be null (every predictor) or a non-empty list from {sorted(REGISTRY)}"
+                + f"; choose from {sorted(REGISTRY)} or null for the defaults")
+    return f"must be null (the default candidates) or a non-empty list from {sorted(REGISTRY)}"
 
 
 def _export_dir(v: Any) -> str | None:
@@ -186,6 +186,56 @@ def _storage_url(v: Any) -> str | None:
     return None
 
 
+def _explore_targets(v: Any) -> str | None:
+    from switchnas.plugins.registry import available_plugins
+
+    installed = sorted(available_plugins())
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return f"must be a list of hardware targets from {installed}"
+    bad = [x for x in v if x not in installed]
+    if bad:
+        hint = difflib.get_close_matches(bad[0], installed, n=1)
+        return (f"unknown hardware target {bad[0]!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; installed: {installed}")
+    return None if len(set(v)) == len(v) else "names a target twice"
+
+
+def _explore_objectives(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+    return None if ok else ("must be a list of objectives: accuracy, latency, energy, "
+                            "latency@<target>, energy@<target>")
+
+
+def _explore_constraints(v: Any) -> str | None:
+    if v is None:
+        return None
+    ok = isinstance(v, dict) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
+    return None if ok else ("must be null or map objective names to finite numbers, e.g. "
+                            "{latency: 12}")
+
+
+def _check_explore(cfg: DictConfig) -> None:
+    """``explore.objectives`` / ``constraints`` against ``explore.targets`` (and the run's
+    own hardware, which is not an extra target)."""
+    if OmegaConf.select(cfg, "explore") is None:
+        return
+    from .stages.explore import DEFAULT_OBJECTIVES, constraint_bounds, objective_columns
+
+    targets = _plain(cfg, "explore.targets") or []
+    columns = objective_columns(_plain(cfg, "explore.objectives") or list(DEFAULT_OBJECTIVES),
+                                targets)
+    constraint_bounds(_plain(cfg, "explore.constraints") or {}, columns)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        main = HydraConfig.get().runtime.choices.get("hardware")
+    except ValueError:  # not inside a Hydra app
+        main = None
+    if main in targets:
+        raise _fail("explore.targets", targets, f"holds {main!r}, the run's own hardware "
+                    f"(hardware={main}); list only extra targets")
+
+
 def _space_file(v: Any) -> str | None:
     if v is None:
         return None
@@ -200,6 +250,11 @@ def _space_file(v: Any) -> str | None:
     return None
 
 
+def _device(v: Any) -> str | None:
+    ok = isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", v) is not None
+    return None if ok else "must be auto, cpu, cuda or cuda:<index>"
+
+
 #: Our own sections: ``{section: {key: Rule}}``; ``""`` holds the top-level keys.
 SECTIONS: dict[str, dict[str, Rule]] = {
     "": {"stage": Rule(string), "seed": Rule(integer(0, 2**32 - 1)),
@@ -207,13 +262,18 @@ SECTIONS: dict[str, dict[str, Rule]] = {
          "lock_timeout": Rule(number(0, 7 * 24 * 3600), optional=True),
          "store": Rule(_store, optional=True)},
     "train": {},
+    "trainer": {"nproc": Rule(integer(1, 4096)), "device": Rule(_device),
+                "amp": Rule(boolean), "checkpoint_every": Rule(integer(0, 10**9))},
     "profile": {"n": Rule(integer(4, 1_000_000)), "batch_size": Rule(integer(1, 1_000_000))},
     "evaluate": {"n": Rule(integer(4, 1_000_000))},
     "fit": {"holdout": Rule(number(0, 0.9, hi_open=True))},
     "validate": {"n": Rule(integer(1, 100_000)), "storage": Rule(_storage_url, optional=True)},
     "explore": {"enabled": Rule(boolean), "budget": Rule(integer(2, 10_000_000)),
                 "batch": Rule(integer(1, 1_000_000)), "initial": Rule(integer(2, 1_000_000)),
-                "storage": Rule(_storage_url), "kappa": Rule(number(0, 100))},
+                "storage": Rule(_storage_url), "kappa": Rule(number(0, 100)),
+                "targets": Rule(_explore_targets, optional=True),
+                "objectives": Rule(_explore_objectives, optional=True),
+                "constraints": Rule(_explore_constraints, optional=True)},
     "family": {"k": Rule(integer(1, 10_000)),
                "accuracy_tolerance": Rule(number(0, 100), optional=True)},
     "runtime_demo": {"enabled": Rule(boolean), "requests": Rule(integer(1, 10_000_000)),
@@ -446,3 +506,5 @@ def validate_config(cfg: DictConfig, *, command: str = "run") -> None:
         from .stages.search import strategy_from_config
 
         strategy_from_config(cfg.search)
+    if "explore" in stages:
+        _check_explore(cfg)

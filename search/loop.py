@@ -14,6 +14,12 @@ With a :class:`~switchnas.search.study.MeasurementStudy`, every evaluation is a 
 trial of the persistent study: the budget counts everything the study holds, so the same
 call after a crash (``kill -9``) resumes where it stopped, and several workers on one study
 divide the budget without measuring a sub-network twice.
+
+With ``constraints`` (objectives -> violation, e.g.
+:func:`~switchnas.search.strategies.upper_bounds`), the inner search ranks candidates by
+constraint domination, a batch holds only sub-networks whose predicted objectives meet the
+constraints (while any are predicted to), and measured sub-networks that violate them are
+kept but never on :meth:`LoopResult.front`.
 """
 
 from __future__ import annotations
@@ -26,13 +32,13 @@ from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
+from switchnas.plugins.progress import progress_bar
 from switchnas.supernets.base import Config
 from switchnas.supernets.space import ChoiceSpace
 
 from .pareto import hypervolume, nondominated_mask, nondominated_ranks
-from .strategies import EvolutionSearch, SearchStrategy
+from .strategies import Constraints, EvolutionSearch, SearchStrategy
 from .study import MeasurementStudy
 from .surrogate import CANDIDATES, ObjectiveSurrogates
 
@@ -67,6 +73,8 @@ class LoopResult:
             optimistic front offered), ``seconds``.
         stopped: why the loop ended: ``"budget"``, ``"converged"``, ``"callback"`` or
             ``"exhausted"`` (no sub-network left to measure).
+        violation: ``(n,)`` each row's measured constraint violation (0: feasible);
+            ``None`` when the loop ran without constraints (every row is feasible).
     """
 
     configs: list[Config]
@@ -76,12 +84,21 @@ class LoopResult:
     evaluations: int
     rounds: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "budget"
+    violation: np.ndarray | None = None
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """Boolean mask of the rows that meet every constraint."""
+        if self.violation is None:
+            return np.ones(len(self.objectives), bool)
+        return np.asarray(self.violation == 0)
 
     def front(self) -> np.ndarray:
-        """Indices of the non-dominated measured rows, sorted by objective 0."""
-        if not len(self.objectives):
+        """Indices of the feasible non-dominated measured rows, sorted by objective 0."""
+        idx = np.flatnonzero(self.feasible)
+        if not len(idx):
             return np.zeros(0, dtype=np.int64)
-        idx = np.flatnonzero(nondominated_mask(self.objectives))
+        idx = idx[nondominated_mask(self.objectives[idx])]
         return idx[np.argsort(self.objectives[idx, 0], kind="stable")]
 
 
@@ -291,7 +308,8 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
              strategy: SearchStrategy | None = None, study: MeasurementStudy | None = None,
              seed: int = 0, callback: Callable[[list[Config], np.ndarray], bool | None]
              | None = None, progress: bool = False, kappa: float = 0.5, tol: float = 1e-4,
-             patience: int = 5, models: Sequence[str] = CANDIDATES) -> LoopResult:
+             patience: int = 5, models: Sequence[str] = CANDIDATES,
+             constraints: Constraints | None = None) -> LoopResult:
     """Measure sub-networks in rounds, each chosen by surrogates fitted on all measured.
 
     Args:
@@ -322,6 +340,13 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
         models: the surrogates each objective's model is chosen from by cross-validation
             (:data:`~switchnas.search.surrogate.CANDIDATES`; ``("ridge",)`` is the fastest,
             right when the objectives are additive over the encoding).
+        constraints: objectives ``(n, m)`` -> violation ``(n,)`` (``>= 0``, 0 = feasible),
+            e.g. ``upper_bounds([12.0, None, 5.0])``; ``None``: everything is feasible.
+            The inner search ranks by constraint domination, a batch holds only
+            sub-networks whose predicted objectives are feasible (while the search finds
+            any; the rest of a batch, and the random fallback, in order of predicted
+            violation), hypervolume gains count the feasible measured rows only, and
+            :meth:`LoopResult.front` leaves out measured rows that violate.
 
     Returns:
         Every measurement and the rounds' history.
@@ -361,7 +386,7 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
     chosen: list[str] | None = None
     selected_at = 0
     stopped = "budget"
-    bar = tqdm(total=budget, desc="loop", disable=not progress, leave=False)
+    bar = progress_bar(total=budget, desc="loop", enabled=progress)
     try:
         while True:
             t0 = time.perf_counter()
@@ -391,7 +416,13 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
                 with threadpool_limits(limits=1):
                     sur.fit(encode(G), Y)
                     order, gain = _propose(space, sur, encode, inner, G, Y, pending, skip, k,
-                                           kappa=kappa, seed=seed + r, rng=rng)
+                                           kappa=kappa, seed=seed + r, rng=rng,
+                                           constraints=constraints)
+                    extra = space.sample_genomes(rng, 4 * k)
+                    if constraints is not None and len(extra):
+                        # random fallback, predicted-feasible first
+                        viol = _violation(constraints, sur.predict(encode(extra)))
+                        extra = extra[np.argsort(viol, kind="stable")]
                 if refit:
                     chosen, selected_at = sur.chosen_, len(Y)
                 info["models"] = list(sur.chosen_)
@@ -401,7 +432,7 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
                     stopped = "converged"
                     break
                 # fall back to random sub-networks when the proposals are spent
-                order = np.concatenate([order, space.sample_genomes(rng, 4 * k)])
+                order = np.concatenate([order, extra])
                 want = k
             order = order[[key not in skip for key in _keys(order)]]
             got, handles = ledger.claim(order, want, budget)
@@ -435,8 +466,20 @@ def run_loop(space: ChoiceSpace, evaluate: Evaluate, *, budget: int, batch_size:
     G, Y, _ = ledger.sync()
     configs = (ledger.configs_all if isinstance(ledger, _StudyLedger)
                else space.from_genomes(G))
+    violation = None
+    if constraints is not None:
+        violation = _violation(constraints, Y) if len(Y) else np.zeros(0)
     return LoopResult(configs=configs, objectives=Y, genomes=G, attrs=list(ledger.attrs),
-                      evaluations=made, rounds=rounds, stopped=stopped)
+                      evaluations=made, rounds=rounds, stopped=stopped, violation=violation)
+
+
+def _violation(constraints: Constraints, objectives: np.ndarray) -> np.ndarray:
+    """``constraints(objectives)`` checked: one finite violation ``>= 0`` per row."""
+    v = np.asarray(constraints(objectives), dtype=np.float64).reshape(-1)
+    if len(v) != len(objectives) or not np.all(np.isfinite(v)) or np.any(v < 0):
+        raise ValueError(f"constraints must return one finite violation >= 0 per row "
+                         f"({len(objectives)} rows); got shape {v.shape}")
+    return v
 
 
 def _measure(ledger: _Ledger, evaluate: Evaluate, configs: list[Config], genomes: np.ndarray,
@@ -493,24 +536,41 @@ def _unpack(out: Any, n: int, ledger: _Ledger, handles: list[Any]
 
 def _propose(space: ChoiceSpace, sur: ObjectiveSurrogates, encode: Encode,
              inner: SearchStrategy, G: np.ndarray, Y: np.ndarray, pending: np.ndarray,
-             skip: set[bytes], k: int, *, kappa: float, seed: int, rng: np.random.Generator
-             ) -> tuple[np.ndarray, float]:
+             skip: set[bytes], k: int, *, kappa: float, seed: int, rng: np.random.Generator,
+             constraints: Constraints | None = None) -> tuple[np.ndarray, float]:
     """Candidates in the order to claim them, and the best one's relative gain."""
     def score(genomes: np.ndarray) -> np.ndarray:
         return sur.predict(encode(genomes))
 
-    front = G[nondominated_mask(Y)]
-    res = inner.run(space, score, seed=seed, initial=front)
-    cand, obj = res.genomes, res.objectives
+    ok = np.ones(len(Y), bool) if constraints is None else _violation(constraints, Y) == 0
+    start = Y[ok] if ok.any() else Y
+    front = (G[ok] if ok.any() else G)[nondominated_mask(start)]
+    res = inner.run(space, score, seed=seed, initial=front, constraints=constraints)
+    cand, obj, viol = res.genomes, res.objectives, res.violation
     new = np.asarray([key not in skip for key in _keys(cand)], bool)
-    cand, obj = cand[new], obj[new]
+    cand, obj, viol = cand[new], obj[new], viol[new]
     if not len(cand):
         return cand, 0.0
+    if constraints is not None:
+        feasible = viol == 0
+        if not feasible.any():
+            # nothing predicted feasible: measure what comes closest, and keep going
+            order = np.argsort(viol, kind="stable")[:3 * k]
+            return cand[order], 1.0
+        cand, obj = cand[feasible], obj[feasible]
     ranks = nondominated_ranks(obj)
     order = np.argsort(ranks, kind="stable")[:_POOL]
     cand = cand[order]
     X = encode(cand)
     mean, std = sur.predict(X), sur.predict_std(X)
-    held = Y if not len(pending) else np.vstack([Y, sur.predict(encode(pending))])
+    held = Y[ok]
+    if len(pending):
+        pend = sur.predict(encode(pending))
+        if constraints is not None:
+            pend = pend[_violation(constraints, pend) == 0]
+        held = np.vstack([held, pend])
+    if not len(held):
+        # no feasible row measured yet: the predicted feasible front, in rank order
+        return cand[:3 * k], 1.0
     picks, gain = _choose(held, mean, std, 3 * k, kappa=kappa, rng=rng)
     return cand[picks], gain

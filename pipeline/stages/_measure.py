@@ -34,16 +34,20 @@ def reference_config(space: Any) -> dict[str, Any]:
 
 
 def measure_configs(ctx: Context, net: Any, configs: Sequence[Mapping[str, Any]], *,
-                    salt: int = 0, level_ms: float | None = None) -> BatchResult:
+                    salt: int = 0, level_ms: float | None = None,
+                    plugin: Any = None) -> BatchResult:
     """Measure ``configs`` of ``net`` together on the run's hardware plugin.
 
     Every batch of a run is paired with the same reference sub-network
     (:func:`reference_config`); ``level_ms`` (the reference's level in the profile) puts
     this batch in the profile's units, so that validated latencies compare with what the
     predictor learnt even if the machine ran faster or slower meanwhile.
+
+    ``plugin``: another hardware plugin to measure on (an extra target of ``explore``);
+    ``None``: the run's own (``ctx.plugin``).
     """
     work = [workload(net, c) for c in configs]
     reference = workload(net, reference_config(net.space))
-    result = measure_batch(ctx.plugin, work, reference=reference,
+    result = measure_batch(ctx.plugin if plugin is None else plugin, work, reference=reference,
                            policy=batch_policy(ctx, salt), progress=ctx.progress)
     return result if level_ms is None else result.rescaled(level_ms)
