@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from .test_export_io import check_hat_bundle_translates
+
 CLI = [sys.executable, "-m", "switchnas.pipeline.cli"]
 
 
@@ -64,6 +66,17 @@ def test_tiny_run_explores_with_real_evaluations(tiny_run: tuple[Path, str]) -> 
     rows = json.loads((run_dir / "explore" / "measured.json").read_text())["rows"]
     assert all(r["latency_low_ms"] <= r["latency_ms"] <= r["latency_high_ms"] for r in rows)
     assert {m["config"] == rows[m["validated_index"]]["config"] for m in family} == {True}
+    # members are told apart by their measurement (fastest first, disjoint intervals), and a
+    # family smaller than family.k=3 is one the measured rows could not make larger: some
+    # measured row outside it would be distinguishable from every member otherwise
+    for a, b in zip(family, family[1:], strict=False):
+        assert a["latency_high_ms"] < b["latency_low_ms"], (a, b)
+    if len(family) < 3:
+        picked = {m["validated_index"] for m in family}
+        apart = [i for i, r in enumerate(rows) if i not in picked and all(
+            r["latency_high_ms"] < m["latency_low_ms"] or m["latency_high_ms"] < r["latency_low_ms"]
+            for m in family) and r["accuracy"] > min(m["accuracy"] for m in family) + 0.5]
+        assert not [i for i in apart if rows[i]["latency_ms"] < family[0]["latency_ms"]]
     assert (run_dir / "explore" / "pareto.png").stat().st_size > 1000
     assert "family (ofa_mbv3 on cpu" in out and f"bundle: {run_dir / 'bundle'}" in out
     assert "explore: 30 new evaluations" in out and "runtime demo" in out
@@ -251,6 +264,7 @@ def test_hat_tiny_run(tmp_path: Path) -> None:
     assert "family (hat_wmt14ende on cpu, bleu" in proc.stdout
     bundle = load(tmp_path / "bundle")
     assert len(bundle.members) >= 1
+    check_hat_bundle_translates(tmp_path, proc.stdout + proc.stderr)
 
 
 @pytest.mark.slow
