@@ -302,7 +302,7 @@ class _Archive:
             best = feas.min(axis=0)
             self._best = best if self._best is None else np.minimum(self._best, best)
             pts = feas if self._front is None else np.vstack([self._front, feas])
-            self._front = np.unique(pts[nondominated_mask(pts)], axis=0)
+            self._front = _distinct_rows(pts[nondominated_mask(pts)])
         front = 0 if self._front is None else len(self._front)
         self.history.append({
             "generation": generation, "evaluated": self.evaluations, "new": len(obj),
@@ -320,6 +320,15 @@ class _Archive:
         o = np.concatenate(self.objectives) if self.objectives else np.zeros((0, self.m or 0))
         v = np.concatenate(self.violation) if self.violation else np.zeros(0)
         return SearchResult(g, o, v, self.evaluations, self.history)
+
+
+def _distinct_rows(pts: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``pts`` in lexicographic order (what ``np.unique(axis=0)``
+    gives, without its structured-view sort: this runs every generation)."""
+    if len(pts) < 2:
+        return pts
+    s = pts[np.lexsort(pts.T[::-1])]
+    return s[np.r_[True, np.any(s[1:] != s[:-1], axis=1)]]
 
 
 def _start(space: ChoiceSpace, initial: np.ndarray | None) -> np.ndarray:
