@@ -170,8 +170,8 @@ class ProgressiveShrinking:
                             continue
                         cfg = self._phase_sample(net, released, rng)
                         net.activate(cfg)
-                        loss = self._step(net, teacher if kd else None, xb, yb, opt, scaler,
-                                          device)
+                        loss, _ = self._step(net, teacher if kd else None, xb, yb, opt,
+                                             scaler, device)
                         sched.step()
                         losses.append(loss)
                         step += 1
@@ -191,8 +191,10 @@ class ProgressiveShrinking:
                             break
                     epoch, skip = epoch + 1, 0
             bar.close()
+            # the losses logged are the cross-entropy: comparable with and without distillation
             log["phases"].append({"name": name, "released": released, "steps": steps,
-                                  "distill": kd, "first_loss": losses[0],
+                                  "distill": kd,
+                                  "first_loss": losses[0],
                                   "last_loss": float(np.mean(losses[-5:])),
                                   "seconds": round(time.perf_counter() - t0, 2)})
         log["ranks"] = world
@@ -203,9 +205,10 @@ class ProgressiveShrinking:
 
     def _step(self, net: OFASuperNet, teacher: OFASuperNet | None, xb: torch.Tensor,
               yb: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
-              device: torch.device) -> float:
+              device: torch.device) -> tuple[float, float]:
         """One optimiser step on this rank's shard of a global batch; the global batch's
-        mean loss (cross-entropy, plus the distillation term with a teacher)."""
+        mean cross-entropy and mean loss (the cross-entropy plus, with a teacher, the
+        distillation term: what the step minimised)."""
         lo, hi = distributed.shard_bounds(len(yb))
         dtype = next(net.parameters()).dtype  # float32, or float64 where a user asks for it
         x, y = xb[lo:hi].to(device=device, dtype=dtype), yb[lo:hi].to(device)
@@ -213,7 +216,7 @@ class ProgressiveShrinking:
             out = net(x)
             # sums over the shard / the global batch size: the ranks' gradients add up to
             # the gradient of the global batch's mean loss
-            loss = F.cross_entropy(out, y, reduction="sum") / len(yb)
+            ce = loss = F.cross_entropy(out, y, reduction="sum") / len(yb)
             if teacher is not None:
                 with torch.no_grad():
                     soft = teacher(x)
@@ -221,13 +224,14 @@ class ProgressiveShrinking:
                                                                reduction="sum") / len(yb)
         opt.zero_grad(set_to_none=True)
         (scaler.scale(loss) if scaler is not None else loss).backward()
-        (total,) = distributed.all_reduce_gradients(net.parameters(), [float(loss.detach())])
+        total, ce_total = distributed.all_reduce_gradients(
+            net.parameters(), [float(loss.detach()), float(ce.detach())])
         if scaler is not None:
             scaler.step(opt)
             scaler.update()
         else:
             opt.step()
-        return total
+        return ce_total, total
 
     # -- scoring -------------------------------------------------------------------------
     @torch.no_grad()
