@@ -166,7 +166,9 @@ class AdditiveBlockModel(RegressorMixin, BaseEstimator):
                     tr = np.setdiff1d(np.arange(len(ya)), f)
                     c, b0 = self._solve(Xs[tr], ya[tr], a)
                     r = (Xs[f] @ c + b0 - ya[f])
-                    e += float(np.sum((r / ya[f]) ** 2 if self.relative else r ** 2))
+                    # the same row weights as the fit: 1/|y|, floored (a target may be 0)
+                    e += float(np.sum((r / np.maximum(np.abs(ya[f]), 1e-12)) ** 2
+                                      if self.relative else r ** 2))
                 errs.append(e)
             self.alpha_ = float(alphas[int(np.argmin(errs))])
         else:

@@ -14,7 +14,7 @@ from switchnas.search.reduce import allowed_choices_from_fronts, write_space_fil
 
 from ..artifacts import Artifact
 from ..context import Context
-from ._util import memo, read_json
+from ._util import memo, read_json, say
 from .explore import front_source
 
 __all__ = ["run"]
@@ -59,8 +59,8 @@ def _run(ctx: Context) -> Artifact:
         widened = (f" (the Pareto front alone spans fewer than reduce.min_size="
                    f"{rcfg.min_size:g}: {used} fronts used)" if rcfg.pareto_only and used > 1
                    else "")
-        print(f"reduce: {len(configs)} measured sub-networks keep "
-              f"{after:.3g} of {before:.3g} configs ({after / before:.2e}){widened}")
+        say(f"reduce: {len(configs)} measured sub-networks keep "
+            f"{after:.3g} of {before:.3g} configs ({after / before:.2e}){widened}")
         if after < float(rcfg.min_size):
             log.warning("reduce: the reduced space holds only %.3g configs, fewer than "
                         "reduce.min_size=%g, even with every validated sub-network; validate "

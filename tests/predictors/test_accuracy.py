@@ -110,3 +110,17 @@ def test_the_residual_correction_improves_on_its_base() -> None:
 def test_the_lookup_table_calibration_is_recovered() -> None:
     m = make_predictor("lut").fit(_blocks(50, 2), lut_sum(_blocks(50, 2)))
     assert (m.a_, m.b_) == pytest.approx((1.3, 0.7))
+
+
+def test_the_additive_model_fits_targets_that_include_zero_without_warnings() -> None:
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, size=(40, 6)).astype(float)
+    y = X @ np.array([1.0, 2.0, 0.5, 0.0, 3.0, 1.5])  # rows of zeros give y == 0
+    assert (y == 0).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = AdditiveBlockModel(relative=True).fit(X, y)
+    nz = y != 0
+    assert np.allclose(model.predict(X)[nz], y[nz], rtol=0.05)
