@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointDir", "capture_rng", "pack", "restore_rng", "unpack"]
+__all__ = ["CheckpointDir", "capture_rng", "pack", "restore_optimisation", "restore_rng",
+           "training_state", "unpack"]
 
 _FORMAT = 1
 
@@ -104,6 +105,31 @@ def restore_rng(state: dict[str, Any], rng: np.random.Generator | None = None) -
         torch.cuda.set_rng_state_all(list(state["cuda"]))
     if rng is not None and "generator" in state:
         rng.bit_generator.state = state["generator"]
+
+
+def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                   scaler: torch.amp.GradScaler | None, rng: np.random.Generator | None,
+                   **extra: Any) -> dict[str, Any]:
+    """The state every training loop checkpoints: the model's, optimiser's, scheduler's and
+    (mixed precision) grad scaler's ``state_dict()``, the random-number states
+    (:func:`capture_rng`), and the loop's own ``extra`` entries (position, losses ...).
+
+    :func:`restore_optimisation` puts the optimisation part back."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": capture_rng(rng), **extra}
+
+
+def restore_optimisation(state: dict[str, Any], *, optimizer: torch.optim.Optimizer,
+                         scheduler: Any, scaler: torch.amp.GradScaler | None) -> None:
+    """Load the optimiser, scheduler and grad scaler states of a :func:`training_state`
+    (the model and random states are the caller's: loops restore them at different
+    moments)."""
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed
-from ..checkpoint import CheckpointDir, capture_rng, restore_rng
+from ..checkpoint import CheckpointDir, restore_optimisation, restore_rng, training_state
 from ..distillation import soft_target_loss
 from ..distributed import Trainer
 from .data import Batch, TranslationData
@@ -145,10 +145,7 @@ class HATTask:
         saved = ckpt.load() if ckpt else None
         if saved is not None:
             net.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            if scaler is not None and saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
+            restore_optimisation(saved, optimizer=opt, scheduler=sched, scaler=scaler)
             log, acc, n_acc = saved["log"], saved["acc"], saved["n_acc"]
             step, skip = saved["position"]["step"], saved["position"]["batch"]
             rng.bit_generator.state = saved["position"]["epoch_rng"]
@@ -179,13 +176,10 @@ class HATTask:
                         acc, n_acc = 0.0, 0
                     if ckpt is not None and step % trainer.checkpoint_every == 0 \
                             and distributed.rank() == 0:
-                        ckpt.save({
-                            "model": net.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(),
-                            "scaler": scaler.state_dict() if scaler is not None else None,
-                            "rng": capture_rng(rng), "log": log, "acc": acc, "n_acc": n_acc,
-                            "position": {"step": step, "batch": b_idx + 1,
-                                         "epoch_rng": epoch_rng}})
+                        ckpt.save(training_state(
+                            model=net, optimizer=opt, scheduler=sched, scaler=scaler, rng=rng,
+                            log=log, acc=acc, n_acc=n_acc,
+                            position={"step": step, "batch": b_idx + 1, "epoch_rng": epoch_rng}))
                 if saved is not None:  # the checkpoint closed its epoch
                     restore_rng(saved["rng"], rng)
                     saved = None

@@ -23,7 +23,7 @@ from switchnas.plugins.progress import progress_bar
 
 from .. import distributed
 from ..base import Config
-from ..checkpoint import CheckpointDir, capture_rng, restore_rng
+from ..checkpoint import CheckpointDir, restore_optimisation, restore_rng, training_state
 from ..distillation import soft_target_loss
 from ..distributed import Trainer
 from .common import OFASuperNet
@@ -146,10 +146,7 @@ class ProgressiveShrinking:
             losses: list[float] = []
             step, epoch, skip = 0, 0, 0
             if resume is not None:
-                opt.load_state_dict(resume["optimizer"])
-                sched.load_state_dict(resume["scheduler"])
-                if scaler is not None and resume.get("scaler"):
-                    scaler.load_state_dict(resume["scaler"])
+                restore_optimisation(resume, optimizer=opt, scheduler=sched, scaler=scaler)
                 pos = resume["position"]
                 step, epoch, skip, losses = pos["step"], pos["epoch"], pos["batch"], resume["losses"]
                 restore_rng(resume["rng"], rng)
@@ -179,14 +176,12 @@ class ProgressiveShrinking:
                         bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
                         if ckpt is not None and step % trainer.checkpoint_every == 0 \
                                 and distributed.rank() == 0:
-                            ckpt.save({
-                                "model": net.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(),
-                                "scaler": scaler.state_dict() if scaler is not None else None,
-                                "teacher": teacher.state_dict() if teacher is not None else None,
-                                "rng": capture_rng(rng), "losses": losses, "log": log,
-                                "position": {"phase": p_idx, "step": step, "epoch": epoch,
-                                             "batch": b_idx + 1}})
+                            ckpt.save(training_state(
+                                model=net, optimizer=opt, scheduler=sched, scaler=scaler,
+                                rng=rng, losses=losses, log=log,
+                                teacher=teacher.state_dict() if teacher is not None else None,
+                                position={"phase": p_idx, "step": step, "epoch": epoch,
+                                          "batch": b_idx + 1}))
                         if step >= steps:
                             break
                     epoch, skip = epoch + 1, 0
