@@ -14,8 +14,10 @@ import numpy as np
 
 from ..base import Config
 from ..space import ChoiceSpace, Dimension
+from .common import OFASuperNet
 
-__all__ = ["MBConvSpace", "check_choices", "check_mbconv_args", "check_resolutions"]
+__all__ = ["MBConvSpace", "MBConvSuperNet", "check_choices", "check_mbconv_args",
+           "check_resolutions"]
 
 
 class MBConvSpace(ChoiceSpace):
@@ -121,3 +123,64 @@ def check_mbconv_args(what: str, *, ks: Sequence[int], expand: Sequence[int],
         raise ValueError(f"{what} width_mult={width_mult} must be in (0, 2]")
     if n_classes < 2:
         raise ValueError(f"{what} n_classes={n_classes} must be >= 2")
+
+
+class MBConvSuperNet(OFASuperNet):
+    """What OFA's MBConv super-nets share: the predictor encodings.
+
+    :meth:`predictor_encodings` (and its vectorised twin over genomes) returns the space's
+    own encoding (``"space"``) and, where the network's operator encoding covers the
+    space's stage layout, per-stage operator work (``"operators"``). Subclasses say how:
+    :meth:`_has_operators`, :meth:`_operator_features` (configs),
+    :meth:`_operator_features_arrays` (per-block ks/e, per-stage d, resolution arrays and
+    the table) and :meth:`_new_operator_table` (built once per space object).
+    """
+
+    def _subnet_args(self, config: Config) -> dict[str, Any]:
+        return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
+
+    def _has_operators(self) -> bool:
+        raise NotImplementedError
+
+    def _operator_features(self, configs: Sequence[Config]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _operator_features_arrays(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray,
+                                  r: np.ndarray, table: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _new_operator_table(self) -> Any:
+        raise NotImplementedError
+
+    def predictor_encodings(self, configs: Sequence[Config]) -> dict[str, np.ndarray]:
+        """Encodings the ``fit`` stage chooses among by cross-validation: the space's
+        own (``"space"``) and, for the network's stage layout, per-stage operator work
+        (``"operators"``: MACs by kernel size, memory traffic ... at this width)."""
+        out = {"space": self.space.encode(configs)}
+        if self._has_operators():
+            out["operators"] = self._operator_features(configs)
+        return out
+
+    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predictor_encodings` of the genomes' configs, vectorised (the operator
+        features from a per-block table over kernel, expand and resolution, built once)."""
+        sp = self.space
+        g = sp.check_genomes(genomes)
+        out = {"space": sp.encode_genomes(g)}
+        if self._has_operators():
+            ks, e, d, r = (sp.genome_values(g, n) for n in ("ks", "e", "d", "r"))
+            out["operators"] = self._operator_features_arrays(ks, e, d, r[:, 0],
+                                                              self._operator_table())
+        return out
+
+    def _operator_table(self) -> Any:
+        cached = self.__dict__.get("_op_table")  # built for this space object
+        if cached is None or cached[0] is not self.space:
+            self.__dict__["_op_table"] = cached = (self.space, self._new_operator_table())
+        return cached[1]
+
+    def _table_choices(self) -> dict[str, Any]:
+        """The kernel sizes, expand ratios and resolutions the space allows (table axes)."""
+        dims = self.space.dimensions
+        return dict(ks={k for c in dims["ks"] for k in c}, e={x for c in dims["e"] for x in c},
+                    resolutions=dims["r"][0])

@@ -10,8 +10,7 @@ import numpy as np
 from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
 from ..base import Config
-from .common import OFASuperNet
-from .mbconv import MBConvSpace, check_mbconv_args
+from .mbconv import MBConvSpace, MBConvSuperNet, check_mbconv_args
 
 __all__ = ["MobileNetV3Space", "OFAMobileNetV3Net"]
 
@@ -27,7 +26,7 @@ class MobileNetV3Space(MBConvSpace):
                              groups=groups or [max(depth)] * 5, name=name)
 
 
-class OFAMobileNetV3Net(OFASuperNet):
+class OFAMobileNetV3Net(MBConvSuperNet):
     """The ``ofa`` package's ``OFAMobileNetV3`` as a switchnas ``SuperNet``."""
 
     def __init__(self, *, n_classes: int = 1000, width_mult: float = 1.0,
@@ -47,43 +46,23 @@ class OFAMobileNetV3Net(OFASuperNet):
         sp = MobileNetV3Space.from_dict(space) if space else full
         super().__init__(net, sp, kwargs)
 
-    def _subnet_args(self, config: Config) -> dict[str, Any]:
-        return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
+    def _has_operators(self) -> bool:
+        return tuple(getattr(self.space, "groups", ())) == (4, 4, 4, 4, 4)
 
-    def predictor_encodings(self, configs: Sequence[Config]) -> dict[str, np.ndarray]:
-        """Encodings the ``fit`` stage chooses among by cross-validation: the space's
-        own, and (for OFA's stage layout) per-stage operator work (MACs by kernel size,
-        memory traffic) at this network's width."""
-        out = {"space": self.space.encode(configs)}
-        if tuple(getattr(self.space, "groups", ())) == (4, 4, 4, 4, 4):
-            from switchnas.predictors.encodings import mbv3_operator_features
+    def _operator_features(self, configs: Sequence[Config]) -> np.ndarray:
+        from switchnas.predictors.encodings import mbv3_operator_features
 
-            out["operators"] = mbv3_operator_features(
-                configs, level="stage", width_mult=float(self._kwargs["width_mult"]))
-        return out
+        return mbv3_operator_features(configs, level="stage",
+                                      width_mult=float(self._kwargs["width_mult"]))
 
-    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`predictor_encodings` of the genomes' configs, vectorised (the operator
-        features from a per-block table over kernel, expand and resolution, built once)."""
-        sp = self.space
-        g = sp.check_genomes(genomes)
-        out = {"space": sp.encode_genomes(g)}
-        if tuple(getattr(sp, "groups", ())) == (4, 4, 4, 4, 4):
-            from switchnas.predictors.encodings import mbv3_operator_features_arrays
+    def _operator_features_arrays(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray,
+                                  r: np.ndarray, table: Any) -> np.ndarray:
+        from switchnas.predictors.encodings import mbv3_operator_features_arrays
 
-            ks, e, d, r = (sp.genome_values(g, n) for n in ("ks", "e", "d", "r"))
-            out["operators"] = mbv3_operator_features_arrays(
-                ks, e, d, r[:, 0], table=self._operator_table(), level="stage")
-        return out
+        return mbv3_operator_features_arrays(ks, e, d, r, table=table, level="stage")
 
-    def _operator_table(self) -> Any:
+    def _new_operator_table(self) -> Any:
         from switchnas.predictors.encodings import mbv3_operator_table
 
-        cached = self.__dict__.get("_op_table")  # built for this space object
-        if cached is None or cached[0] is not self.space:
-            dims = self.space.dimensions
-            table = mbv3_operator_table(
-                ks={k for c in dims["ks"] for k in c}, e={x for c in dims["e"] for x in c},
-                resolutions=dims["r"][0], width_mult=float(self._kwargs["width_mult"]))
-            self.__dict__["_op_table"] = cached = (self.space, table)
-        return cached[1]
+        return mbv3_operator_table(**self._table_choices(),
+                                   width_mult=float(self._kwargs["width_mult"]))

@@ -11,13 +11,12 @@ import numpy as np
 from ofa.imagenet_classification.elastic_nn.networks import OFAProxylessNASNets
 
 from ..base import Config
-from .common import OFASuperNet
-from .mbconv import MBConvSpace, check_mbconv_args
+from .mbconv import MBConvSpace, MBConvSuperNet, check_mbconv_args
 
 __all__ = ["OFAProxylessNet"]
 
 
-class OFAProxylessNet(OFASuperNet):
+class OFAProxylessNet(MBConvSuperNet):
     """The ``ofa`` package's ``OFAProxylessNASNets`` as a switchnas ``SuperNet``."""
 
     def __init__(self, *, n_classes: int = 1000, width_mult: float = 1.0,
@@ -38,53 +37,33 @@ class OFAProxylessNet(OFASuperNet):
         sp = MBConvSpace.from_dict(space) if space else full
         super().__init__(net, sp, kwargs)
 
-    def _subnet_args(self, config: Config) -> dict[str, Any]:
-        return {"ks": config["ks"], "e": config["e"], "d": config["d"]}
-
     def _groups(self) -> tuple[int, ...] | None:
         """The space's stage layout when the operator encoding covers it (6 stages)."""
         groups = tuple(getattr(self.space, "groups", ()))
         return groups if len(groups) == 6 else None
 
-    def predictor_encodings(self, configs: Sequence[Config]) -> dict[str, np.ndarray]:
-        """Encodings the ``fit`` stage chooses among by cross-validation: the space's
-        own (``"space"``), and per-stage MBConv operator work (``"operators"``: block
-        counts, pointwise MACs, depthwise MACs by kernel size, memory traffic, then the
-        fixed operators'; see
+    def _has_operators(self) -> bool:
+        return self._groups() is not None
+
+    def _operator_features(self, configs: Sequence[Config]) -> np.ndarray:
+        """Block counts, pointwise MACs, depthwise MACs by kernel size, memory traffic,
+        then the fixed operators' (see
         :func:`switchnas.predictors.ofa_operators.proxyless_operator_features`)."""
-        out = {"space": self.space.encode(configs)}
-        groups = self._groups()
-        if groups is not None:
-            from switchnas.predictors.ofa_operators import proxyless_operator_features
+        from switchnas.predictors.ofa_operators import proxyless_operator_features
 
-            out["operators"] = proxyless_operator_features(
-                configs, width_mult=float(self._kwargs["width_mult"]), groups=groups,
-                n_classes=int(self._kwargs["n_classes"]))
-        return out
+        return proxyless_operator_features(
+            configs, width_mult=float(self._kwargs["width_mult"]), groups=self._groups() or (),
+            n_classes=int(self._kwargs["n_classes"]))
 
-    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`predictor_encodings` of the genomes' configs, vectorised (the operator
-        features from a per-block table over kernel, expand and resolution, built once)."""
-        sp = self.space
-        g = sp.check_genomes(genomes)
-        out = {"space": sp.encode_genomes(g)}
-        if self._groups() is not None:
-            from switchnas.predictors.ofa_operators import proxyless_operator_features_arrays
+    def _operator_features_arrays(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray,
+                                  r: np.ndarray, table: Any) -> np.ndarray:
+        from switchnas.predictors.ofa_operators import proxyless_operator_features_arrays
 
-            ks, e, d, r = (sp.genome_values(g, n) for n in ("ks", "e", "d", "r"))
-            out["operators"] = proxyless_operator_features_arrays(
-                ks, e, d, r[:, 0], table=self._operator_table())
-        return out
+        return proxyless_operator_features_arrays(ks, e, d, r, table=table)
 
-    def _operator_table(self) -> Any:
+    def _new_operator_table(self) -> Any:
         from switchnas.predictors.ofa_operators import proxyless_operator_table
 
-        cached = self.__dict__.get("_op_table")  # built for this space object
-        if cached is None or cached[0] is not self.space:
-            dims = self.space.dimensions
-            table = proxyless_operator_table(
-                ks={k for c in dims["ks"] for k in c}, e={x for c in dims["e"] for x in c},
-                resolutions=dims["r"][0], width_mult=float(self._kwargs["width_mult"]),
-                groups=self._groups() or (), n_classes=int(self._kwargs["n_classes"]))
-            self.__dict__["_op_table"] = cached = (self.space, table)
-        return cached[1]
+        return proxyless_operator_table(
+            **self._table_choices(), width_mult=float(self._kwargs["width_mult"]),
+            groups=self._groups() or (), n_classes=int(self._kwargs["n_classes"]))
