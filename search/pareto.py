@@ -14,7 +14,7 @@ from bisect import bisect_right
 import numpy as np
 
 __all__ = ["crowding_distance", "crowding_distances", "hypervolume", "nondominated_mask",
-           "nondominated_ranks", "pareto_mask"]
+           "nondominated_ranks", "pareto_mask", "rank_and_crowding"]
 
 
 def _objectives(objectives: np.ndarray) -> np.ndarray:
@@ -250,3 +250,22 @@ def hypervolume(objectives: np.ndarray, reference: np.ndarray) -> float:
     f0, f1 = front[:, 0], front[:, 1]
     widths = np.diff(np.append(f0, ref[0]))
     return float(np.sum(widths * (ref[1] - f1)))
+
+
+def rank_and_crowding(obj: np.ndarray, viol: np.ndarray, until: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Constraint-dominated fronts: feasible rows by non-dominated rank (the fronts that
+    hold the first ``until`` rows; the rest share the next rank), then infeasible rows by
+    increasing violation; crowding distance within feasible fronts (0 for infeasible)."""
+    n = len(obj)
+    feas = viol == 0
+    rank = np.zeros(n, dtype=np.int64)
+    crowd = np.zeros(n)
+    base = 0
+    if feas.any():
+        rank[feas] = nondominated_ranks(obj[feas], until=until)
+        crowd[feas] = crowding_distances(obj[feas], rank[feas])
+        base = int(rank[feas].max()) + 1
+    if (~feas).any():
+        rank[~feas] = base + np.unique(viol[~feas], return_inverse=True)[1].reshape(-1)
+    return rank, crowd
