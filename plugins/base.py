@@ -75,7 +75,11 @@ class HardwarePlugin(Protocol):
       ``measure()`` under a watchdog.
     * ``deterministic = True``: the plugin computes rather than times (lookup tables,
       analytic cost); batches then skip the reference and the rounds.
-    * ``operating_points()`` / ``set_operating_point()`` for DVFS.
+    * ``operating_points() -> list[OperatingPoint]`` / ``set_operating_point(name)`` (and
+      ``restore_operating_point()``): hardware knobs such as threads, affinity, DVFS
+      (:mod:`switchnas.runtime.knobs`); ``describe()`` then names the active point, and
+      :func:`~switchnas.plugins.operating_points.measure_operating_points` measures
+      member x operating point.
     """
 
     name: str

@@ -1,15 +1,27 @@
 """``cpu``: PyTorch eager inference on the CPU, with the thread count pinned; energy per
-inference from Linux RAPL (powercap) where it is readable (``energy=True``)."""
+inference from Linux RAPL (powercap) where it is readable (``energy=True``); operating
+points over threads, affinity and (where writable) cpufreq (:mod:`switchnas.runtime.knobs`).
+
+``RAPLReader`` lives in :mod:`switchnas.runtime.energy` and is re-exported here."""
 
 from __future__ import annotations
 
 import platform
-import re
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
+
+from switchnas.runtime.energy import POWERCAP_ROOT, RAPLReader, energy_per_call
+from switchnas.runtime.knobs import (
+    CPUFREQ_ROOT,
+    CombinedKnob,
+    CpufreqKnob,
+    Knob,
+    KnobUnavailable,
+    OperatingPoint,
+    ThreadsKnob,
+)
 
 from .base import Measurement
 from .batch import BatchPolicy, BatchResult, Timer, measure_workloads
@@ -24,10 +36,6 @@ from .measure import (
 
 __all__ = ["CPUPlugin", "RAPLReader", "cpu_model"]
 
-#: Where Linux exposes RAPL energy counters.
-POWERCAP_ROOT = "/sys/class/powercap"
-
-
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform`` elsewhere)."""
@@ -40,71 +48,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
-
-
-class RAPLReader:
-    """The energy counters of the CPU packages under Linux powercap (RAPL).
-
-    Reads ``<root>/intel-rapl:<N>/energy_uj`` of every top-level zone (sub-zones such as
-    ``intel-rapl:0:0`` are inside their package; a ``psys`` zone overlaps the packages and
-    is left out). A counter wraps at its ``max_energy_range_uj``; :meth:`delta_uj` undoes
-    one wrap between two readings. Since Linux 5.10 ``energy_uj`` is readable by root
-    only, and most VMs expose no RAPL at all: then :attr:`reason` says why.
-
-    Args:
-        root: the powercap folder (a fake tree in tests).
-    """
-
-    def __init__(self, root: str | Path = POWERCAP_ROOT):
-        self.root = Path(root)
-        self.zones: list[Path] = []
-        self.ranges: list[int] = []
-        self.reason: str | None = None
-        try:
-            found = sorted(p for p in self.root.glob("intel-rapl:*")
-                           if re.fullmatch(r"intel-rapl:\d+", p.name))
-            zones = [p for p in found if _zone_name(p) != "psys"]
-            for z in zones:
-                self.ranges.append(int(_read_text(z / "max_energy_range_uj")))
-                int(_read_text(z / "energy_uj"))
-            self.zones = zones
-        except (OSError, ValueError) as exc:
-            self.zones, self.ranges = [], []
-            self.reason = (f"RAPL energy counters under {self.root} are not readable "
-                           f"({type(exc).__name__}: {exc}); since Linux 5.10 energy_uj is "
-                           "readable by root only")
-            return
-        if not self.zones:
-            self.reason = (f"no RAPL package zones (intel-rapl:<N>) under {self.root}: this "
-                           "machine or VM does not expose RAPL")
-
-    @property
-    def available(self) -> bool:
-        """Whether the counters can be read."""
-        return bool(self.zones)
-
-    def read_uj(self) -> list[int]:
-        """The raw counter of every package zone (µJ)."""
-        return [int(_read_text(z / "energy_uj")) for z in self.zones]
-
-    def delta_uj(self, before: Sequence[int], after: Sequence[int]) -> int:
-        """Energy between two :meth:`read_uj` readings (µJ), summed over the packages;
-        a counter that went down wrapped once at its ``max_energy_range_uj``."""
-        total = 0
-        for b, a, top in zip(before, after, self.ranges, strict=True):
-            total += a - b if a >= b else a + top - b
-        return total
-
-
-def _read_text(path: Path) -> str:
-    return path.read_text(encoding="ascii").strip()
-
-
-def _zone_name(zone: Path) -> str:
-    try:
-        return _read_text(zone / "name")
-    except OSError:
-        return ""
 
 
 class CPUPlugin:
@@ -129,6 +72,14 @@ class CPUPlugin:
             ``None`` and ``meta["energy_unavailable"]`` says why.
         energy_seconds: length of the energy phase.
         powercap_root: the powercap folder (:class:`RAPLReader`).
+        cpufreq_root: the cpufreq folder of :meth:`operating_points` (a fake tree in tests).
+        placement: which CPUs the threads of a point run on: ``"first"`` (the first ``k``
+            allowed), ``"windows"`` (every run of ``k`` neighbouring CPUs) or ``"all"``
+            (see :class:`~switchnas.runtime.knobs.ThreadsKnob`).
+
+    Operating points (:meth:`operating_points`, :meth:`set_operating_point`) switch threads,
+    CPU affinity and, where cpufreq is writable, the frequency; :meth:`describe` names the
+    active one.
     """
 
     name = "cpu"
@@ -137,7 +88,11 @@ class CPUPlugin:
                  min_repeats: int = 5, max_repeats: int = 30, max_seconds: float = 2.0,
                  tol: float = 0.01, window: int = 5, outlier_mad: float = 5.0,
                  sample_timeout_s: float = 10.0, max_timeouts: int = 2, energy: bool = False,
-                 energy_seconds: float = 0.5, powercap_root: str = POWERCAP_ROOT):
+                 energy_seconds: float = 0.5, powercap_root: str = POWERCAP_ROOT,
+                 cpufreq_root: str = CPUFREQ_ROOT, placement: str = "first"):
+        if placement not in ("first", "windows", "all"):
+            raise ValueError(f"cpu plugin: placement must be 'first', 'windows' or 'all', "
+                             f"got {placement!r}")
         if threads < 1 or batch_size < 1 or not energy_seconds >= 0:
             raise ValueError(f"cpu plugin needs threads >= 1, batch_size >= 1 and "
                              f"energy_seconds >= 0, got threads={threads}, "
@@ -148,6 +103,12 @@ class CPUPlugin:
         self.energy_seconds = energy_seconds
         self.powercap_root = powercap_root
         self._meter: RAPLReader | None = None
+        self.cpufreq_root = cpufreq_root
+        self.placement = placement
+        self._threads0 = threads
+        self._knob: Knob | None = None
+        self.knob_notes: list[str] = []
+        self.operating_point: str | None = None
         self.policy = TimingPolicy(
             warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats,
             max_seconds=max_seconds, tol=tol, window=window, outlier_mad=outlier_mad,
@@ -172,6 +133,8 @@ class CPUPlugin:
             desc["governor"] = ",".join(govs)
         if self.energy:  # absent when off: the description of a plain cpu is unchanged
             desc["energy"] = "rapl-package"
+        if self.operating_point is not None:  # likewise absent until a point is set
+            desc["operating_point"] = self.operating_point
         return desc
 
     def prepare(self, module: Any, example_input: Any) -> Timer:
@@ -239,23 +202,53 @@ class CPUPlugin:
         """Energy per call of ``run`` (mJ) over ``energy_seconds`` of calls, and notes."""
         if self._meter is None:
             self._meter = RAPLReader(self.powercap_root)
-        meter = self._meter
-        if not meter.available:
-            return None, {"energy_unavailable": meter.reason}
-        runs = 0
-        e0, t0 = meter.read_uj(), time.perf_counter()
-        while runs == 0 or time.perf_counter() - t0 < self.energy_seconds:
-            run()
-            runs += 1
-        e1, t1 = meter.read_uj(), time.perf_counter()
-        delta = meter.delta_uj(e0, e1)
-        if delta <= 0:
-            return None, {"energy_unavailable": "RAPL counters did not advance in "
-                          f"{t1 - t0:.3f} s (raise energy_seconds)", "energy_runs": runs}
-        return delta / 1e3 / runs, {
-            "energy_runs": runs, "energy_s": round(t1 - t0, 4),
-            "avg_power_w": round(delta / 1e6 / max(t1 - t0, 1e-9), 3),
-            "energy_scope": "CPU packages (RAPL): idle power and other processes included"}
+        energy, info = energy_per_call(run, self._meter, seconds=self.energy_seconds)
+        if energy is not None:
+            info["energy_scope"] = ("CPU packages (RAPL): idle power and other processes "
+                                    "included")
+        return energy, info
+
+    # -- operating points (threads/affinity; DVFS where cpufreq is writable) -----------------
+
+    def knob(self) -> Knob:
+        """The knob behind :meth:`operating_points`, built on first use: threads and affinity
+        (:class:`~switchnas.runtime.knobs.ThreadsKnob`), combined with the CPU frequency
+        (:class:`~switchnas.runtime.knobs.CpufreqKnob` under ``cpufreq_root``) where this
+        process may set it; :attr:`knob_notes` says why a knob was left out."""
+        if self._knob is None:
+            knobs: list[Knob] = [ThreadsKnob(placement=self.placement)]
+            try:
+                knobs.append(CpufreqKnob(root=self.cpufreq_root))
+            except KnobUnavailable as exc:
+                self.knob_notes.append(str(exc))
+            self._knob = knobs[0] if len(knobs) == 1 else CombinedKnob(knobs)
+        return self._knob
+
+    def operating_points(self) -> list[OperatingPoint]:
+        """Every operating point :meth:`set_operating_point` accepts (see :meth:`knob`)."""
+        return self.knob().points()
+
+    def set_operating_point(self, name: str) -> None:
+        """Switch to the operating point ``name``: threads (this plugin's measurements then
+        use its thread count), this process's CPU affinity, and the CPU frequency where the
+        knob has it. :meth:`describe` then names the point.
+
+        Raises:
+            ValueError: an unknown name (the message lists the allowed ones).
+        """
+        knob = self.knob()
+        knob.apply(name)  # raises ValueError listing the names when unknown
+        point = next(p for p in knob.points() if p.name == name)
+        self.threads = int(point.settings.get("threads", self.threads))
+        self.operating_point = point.name
+
+    def restore_operating_point(self) -> None:
+        """Back to the state before the first :meth:`set_operating_point` (threads as
+        constructed, affinity and frequency as found)."""
+        if self._knob is not None:
+            self._knob.restore()
+        self.threads = self._threads0
+        self.operating_point = None
 
     def measure(self, module: Any, example_input: Any) -> Measurement:
         import torch
