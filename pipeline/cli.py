@@ -7,7 +7,8 @@ whatever it reads that is not already in the run directory. Both are Hydra apps 
 after the overrides; ``--help`` also lists plugins that installed packages register by
 entry point).
 ``switchnas plugins`` lists hardware plugins; ``switchnas simulate`` replays load
-traces against a bundle.
+traces against a bundle; ``switchnas report RUN_DIR`` writes a run's static HTML report
+(:func:`switchnas.pipeline.report.build_report`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ commands:
   reduce     a reduced design space from the validated front (supernet.space_file=)
   plugins    list installed hardware plugins
   simulate   replay load traces against a bundle (switchnas simulate --help)
+  report     a run's static HTML report: switchnas report RUN_DIR [--out FILE]
 
 `switchnas COMMAND --help` lists the config groups, including plugins that installed
 packages register through entry points.
@@ -255,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         from switchnas.runtime.simulate import main as simulate_main
 
         return int(simulate_main(rest) or 0)
+    if cmd == "report":
+        from .report import main as report_main
+
+        return report_main(rest)
     if cmd not in ("run", *STAGES):
         print(f"switchnas: unknown command {cmd!r}; choose from "
-              f"{['run', *STAGES, 'plugins', 'simulate']}\n\n{USAGE}", file=sys.stderr)
+              f"{['run', *STAGES, 'plugins', 'simulate', 'report']}\n\n{USAGE}", file=sys.stderr)
         return 2
     extra: list[str] = []
     try:
