@@ -7,7 +7,9 @@ import json
 import os
 import tarfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,7 @@ from torch import nn
 
 from ._integrity import compare_fingerprints, fingerprint, plan_layout, probe_input
 from ._io import ImageIO, TranslationIO, load_io
+from ._lean import LeanSwitch, bases, storage_bytes, trace_layouts
 from ._manifest import MANIFEST, SHARED_PREFIX, WEIGHTS, BundleError, bn_prefix
 from ._registry import check_kwargs, get_supernet, import_target
 from ._slices import copy_slices, slice_views
@@ -24,7 +27,9 @@ from ._source import DTYPE_NAMES, Folder, open_source
 
 __all__ = ["Bundle", "Member", "load", "pack_bundle", "resolve_supernet"]
 
-SwitchMode = Literal["extracted", "inplace"]
+SwitchMode = Literal["lean", "extracted", "inplace"]
+#: the switching modes :func:`load` accepts
+SWITCH_MODES: tuple[str, ...] = ("lean", "extracted", "inplace")
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,20 @@ class Bundle:
     """A loaded bundle: one super-net's shared weights, per-member batch-norm statistics
     and a switch between members. Create it with :func:`load`.
 
-    Two ways to switch, chosen at load time:
+    Three ways to switch, chosen at load time:
 
-    * ``"extracted"`` (default): every member is extracted once at load time into a
+    * ``"lean"`` (default): each member is a module of the same classes as its extracted
+      sub-network whose tensors are views of the bundle's shared weights (the union of
+      the members' slices, held once) and of its own batch-norm statistics. Slices that
+      cannot be views (fewer input channels than the shared tensor) are copied at switch
+      time into one of two preallocated arenas; the few tensors extraction computes (OFA's
+      transformed kernels) are kept per member, equal ones once. Memory stays near the
+      union of the members' weights, the active member runs on contiguous tensors as fast
+      as its extracted sub-network, and a switch swaps a reference when the member's
+      copies are in an arena (it was active before, or :meth:`prefetch` prepared it), or
+      copies its slices first (a fraction of a millisecond). The super-net object keeps
+      its structure but no weights (``meta`` device); :meth:`extract` copies the member.
+    * ``"extracted"``: every member is extracted once at load time into a
       standalone module (its own copy of the sliced weights, batch-norm statistics folded
       in), so :meth:`activate` only swaps a reference (microseconds) and the active member
       runs exactly as fast as its extracted sub-network. Costs the members' weights once
@@ -67,8 +83,9 @@ class Bundle:
       dynamic super-net computes slices on every forward and runs slower.
 
     Switching is thread-safe: a call runs entirely with the member that was active when it
-    started. In ``"extracted"`` mode calls run concurrently; in ``"inplace"`` mode a call
-    holds the lock, since the super-net itself is what a switch changes.
+    started. In ``"extracted"`` and ``"lean"`` modes calls run concurrently (a lean switch
+    that must refill an arena waits for the calls still running on it); in ``"inplace"``
+    mode a call holds the lock, since the super-net itself is what a switch changes.
 
     A bundle written with an ``io`` section (format version 3) also turns raw input into
     answers: :meth:`classify` (an image to ``(label, probability)``), :meth:`translate`
@@ -79,7 +96,9 @@ class Bundle:
     def __init__(self, *, supernet: nn.Module, members: list[Member],
                  bn: dict[str, dict[str, torch.Tensor]], manifest: dict[str, Any],
                  path: Path | None, device: torch.device, switch: SwitchMode,
-                 cache: int | None = None, io: ImageIO | TranslationIO | None = None):
+                 cache: int | None = None, io: ImageIO | TranslationIO | None = None,
+                 bank: Mapping[str, torch.Tensor] | None = None,
+                 layouts: Sequence[Any] | None = None):
         self.supernet: Any = supernet
         #: pre- and post-processing from the manifest's ``io`` section (``None`` without)
         self.io = io
@@ -96,10 +115,22 @@ class Bundle:
         if self.cache < 1:
             raise ValueError(f"cache must be >= 1 (members kept extracted), got {cache!r}")
         # (destination view, source) pairs per member: a switch is then only copies
-        self._bn_views = {m.id: slice_views(supernet, bn[m.id]) for m in members}
+        self._bn_views = {m.id: slice_views(supernet, bn[m.id]) for m in members} \
+            if switch == "inplace" else {}
         if switch == "extracted":
             for m in members[:self.cache]:
                 self._modules[m.id] = self._extract(m)
+        self._lean: LeanSwitch | None = None
+        if switch == "lean":
+            if bank is None:
+                bank = {k: v.detach() for k, v in supernet.state_dict().items()
+                        if k not in {k for d in bn.values() for k in d}}
+            self._lean = LeanSwitch(supernet=supernet, members=[(m.id, m.config) for m in members],
+                                    bank=bank, bn=bn,
+                                    extract=lambda mid: self._extract(self._by_id[mid]),
+                                    layouts=layouts)
+            # the members view the bank: the super-net keeps its structure, not its weights
+            supernet.to("meta")
         self._active = members[0].id
         self._module: nn.Module = supernet
         self.activate(self._active)
@@ -128,10 +159,13 @@ class Bundle:
     # -- switching and inference ---------------------------------------------------------
     def activate(self, member_id: str) -> None:
         """Make ``member_id`` the active member, in place; waits for running calls in
-        ``"inplace"`` mode. Raises ``KeyError`` listing the ids for an unknown id."""
+        ``"inplace"`` mode (in ``"lean"`` mode, for those on the arena it refills).
+        Raises ``KeyError`` listing the ids for an unknown id."""
         m = self.member(member_id)
         with self._lock:
-            if self.switch == "extracted":
+            if self._lean is not None:
+                self._lean.activate(m.id)
+            elif self.switch == "extracted":
                 module = self._modules.pop(m.id, None)
                 if module is None:
                     module = self._extract(m)
@@ -146,17 +180,45 @@ class Bundle:
                         dst.copy_(src)
             self._active = m.id
 
+    def prefetch(self, member_id: str) -> Future[None]:
+        """Prepare member ``member_id`` off the request path, so that a later
+        :meth:`activate` of it only swaps a reference: in ``"lean"`` mode its copied
+        slices go into the spare arena in a background thread; other modes have nothing
+        to prepare.
+
+        Returns:
+            The future of the preparation (already done where there is nothing to do).
+
+        Raises:
+            KeyError: an unknown id (the message lists the ids).
+        """
+        m = self.member(member_id)
+        if self._lean is not None:
+            return self._lean.prefetch(m.id)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    @contextmanager
+    def _running(self) -> Iterator[tuple[str, Any]]:
+        """(active member id, module that computes it) for the length of one call."""
+        if self._lean is not None:
+            with self._lean.use() as (member, module):
+                yield member, module
+        elif self.switch == "extracted":
+            with self._lock:
+                member, module = self._active, self._module
+            yield member, module
+        else:
+            with self._lock:  # the super-net itself is what a switch changes
+                yield self._active, self.supernet
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Run the active member on ``x`` (eval mode, no autograd)."""
         if x.device != self.device:
             x = x.to(self.device)
-        if self.switch == "extracted":
-            with self._lock:
-                module = self._module
-            with torch.no_grad():
-                return module(x)
-        with self._lock, torch.no_grad():
-            return self.supernet(x)
+        with self._running() as (_, module), torch.no_grad():
+            return module(x)  # type: ignore[no-any-return]
 
     # -- pre- and post-processing ------------------------------------------------------------
     def _need_io(self, task: str | None, call: str) -> Any:
@@ -222,13 +284,8 @@ class Bundle:
 
         # the input is sized for the member that then runs it, even if another thread
         # switches meanwhile
-        if self.switch == "extracted":
-            with self._lock:
-                member, module = self._active, self._module
+        with self._running() as (member, module):
             logits = run(member, module)
-        else:
-            with self._lock:
-                logits = run(self._active, self.supernet)
         return io.postprocess(logits)[0]  # type: ignore[no-any-return]
 
     def translate(self, text: str, *, beam: int | None = None) -> str:
@@ -256,19 +313,16 @@ class Bundle:
             return generate(src, beam=k, max_len=max_len,  # type: ignore[no-any-return]
                             len_penalty=io.len_penalty)
 
-        if self.switch == "extracted":
-            with self._lock:
-                module = self._module
+        with self._running() as (_, module):
             ids = run(module)
-        else:
-            with self._lock:
-                ids = run(self.supernet)
         return io.postprocess(ids[0])  # type: ignore[no-any-return]
 
     def extract(self, member_id: str) -> nn.Module:
         """A standalone module (eval mode) computing what member ``member_id`` computes;
         a new copy, independent of the bundle."""
         m = self.member(member_id)
+        if self._lean is not None:
+            return self._lean.extract(m.id)
         with self._lock:
             if self.switch == "extracted" and m.id in self._modules:
                 return copy.deepcopy(self._modules[m.id])
@@ -306,15 +360,29 @@ class Bundle:
         return make_selector(policy, infos, target_ms=target_ms, **kwargs)
 
     def memory_bytes(self) -> dict[str, int]:
-        """Bytes of tensors held: the super-net, the per-member batch-norm statistics and
-        the extracted members (``"extracted"`` mode only)."""
+        """Bytes of tensors held.
+
+        Returns:
+            ``"supernet"``, ``"bn_stats"`` (the per-member batch-norm statistics),
+            ``"extracted"`` (the extracted members' own copies, ``"extracted"`` mode),
+            ``"lean"`` (``"lean"`` mode: the shared weights the members view, the two
+            arenas for copied slices and the tensors kept per member as extracted), and
+            ``"resident"``: every distinct storage behind all of these, counted once (a
+            view costs nothing; the super-net itself holds no weights in lean mode).
+        """
         def size(tensors: Any) -> int:
             return sum(t.numel() * t.element_size() for t in tensors)
 
+        bn = [t for d in self._bn.values() for t in d.values()]
+        modules = [t for m in self._modules.values() for t in m.state_dict().values()]
+        supernet = [t for t in self.supernet.state_dict().values() if not t.is_meta]
+        lean = [] if self._lean is None else list(self._lean.tensors())
         return {
-            "supernet": size(self.supernet.state_dict().values()),
-            "bn_stats": size(t for d in self._bn.values() for t in d.values()),
-            "extracted": sum(size(m.state_dict().values()) for m in self._modules.values()),
+            "supernet": size(supernet),
+            "bn_stats": size(bn),
+            "extracted": size(modules),
+            "lean": 0 if self._lean is None else sum(self._lean.memory_bytes().values()),
+            "resident": storage_bytes([*supernet, *bn, *modules, *lean]),
         }
 
     def __repr__(self) -> str:
@@ -332,7 +400,7 @@ MAX_PROBE_ELEMENTS = 1 << 24
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
-         switch: SwitchMode = "extracted", cache: int | None = None, verify: bool = True,
+         switch: SwitchMode = "lean", cache: int | None = None, verify: bool = True,
          trust_target: bool = False) -> Bundle:
     """Load a bundle folder written by :func:`switchnas.runtime.write_bundle`.
 
@@ -350,7 +418,7 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
     Args:
         path: the bundle folder, or a single-file archive of it (:func:`pack_bundle`).
         device: where the weights go.
-        switch: ``"extracted"`` or ``"inplace"`` (see :class:`Bundle`).
+        switch: ``"lean"``, ``"extracted"`` or ``"inplace"`` (see :class:`Bundle`).
         cache: in ``"extracted"`` mode, how many members to keep extracted (default all).
         verify: compare each member's output on its probe input (one forward per member,
             on the CPU) with the fingerprint recorded at export; ``False`` skips it.
@@ -359,14 +427,20 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
             ``True`` only for bundles from a source you trust as much as your own code.
 
     Raises:
+        ValueError: ``switch`` is not one of :data:`SWITCH_MODES`, or ``cache`` with
+            another mode than ``"extracted"``.
         BundleError: a missing, truncated, tampered, foreign, malformed or wrong-version
             bundle, an unregistered super-net, arguments it does not take or out of
             bounds, weights that do not cover its members exactly, or a member whose
             output differs from its fingerprint. The message names the file, field or
             member.
     """
-    if switch not in ("extracted", "inplace"):
-        raise ValueError(f"switch={switch!r}; choose 'extracted' or 'inplace'")
+    if switch not in SWITCH_MODES:
+        raise ValueError(f"switch={switch!r} is not a switching mode; choose one of "
+                         f"{', '.join(repr(m) for m in SWITCH_MODES)}")
+    if cache is not None and switch != "extracted":
+        raise ValueError(f"cache={cache!r} applies to switch='extracted' only (members kept "
+                         f"extracted), not switch={switch!r}")
     root = Path(path)
     src = open_source(root)
     manifest = src.manifest
@@ -403,10 +477,15 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
     if verify:
         _verify(net, members, bn, manifest)
     dev = torch.device(device)
+    layouts, bank = None, None
+    if switch == "lean":
+        layouts = _layouts(net, members, shared, bn, _plan_key(cls, kwargs, manifest))
+        bank = {k: v.to(dev) for k, v in shared.items()}
+    del tensors, shared
     net.to(dev)
     bn = {mid: {k: v.to(dev) for k, v in d.items()} for mid, d in bn.items()}
     return Bundle(supernet=net, members=members, bn=bn, manifest=manifest, path=root,
-                  device=dev, switch=switch, cache=cache, io=io)
+                  device=dev, switch=switch, cache=cache, io=io, bank=bank, layouts=layouts)
 
 
 def resolve_supernet(spec: Mapping[str, Any], *, trust_target: bool = False
@@ -449,14 +528,43 @@ _PLANS: dict[tuple[Any, ...], _Plan] = {}  # a few recent plans: loading a bundl
 _PLANS_LOCK = threading.Lock()
 
 
+def _plan_key(cls: type, kwargs: dict[str, Any], manifest: Mapping[str, Any]
+              ) -> tuple[Any, ...]:
+    return (cls, json.dumps(kwargs, sort_keys=True),
+            json.dumps([e["config"] for e in manifest["members"]], sort_keys=True),
+            manifest["weights"]["layout"], manifest["files"][WEIGHTS]["bytes"])
+
+
+_LAYOUTS: dict[tuple[Any, ...], list[Any]] = {}  # lean mode's traced layouts, as _PLANS
+
+
+def _layouts(net: nn.Module, members: list[Member], bank: Mapping[str, torch.Tensor],
+             bn: Mapping[str, Mapping[str, torch.Tensor]], key: tuple[Any, ...]) -> list[Any]:
+    """Where each member's tensors come from (``"lean"`` mode); kept like plans."""
+    member_bases = [bases(bank, bn[m.id]) for m in members]
+    key = (*key, json.dumps([sorted(b.items()) for b in member_bases]))
+    with _PLANS_LOCK:
+        cached = _LAYOUTS.get(key)
+    if cached is not None:
+        return cached
+    try:
+        layouts = trace_layouts(net, [m.config for m in members], member_bases)
+    except Exception as exc:  # noqa: BLE001 - registered code failing to extract
+        raise BundleError(f"switch='lean': cannot trace the members' weights: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    with _PLANS_LOCK:
+        while len(_LAYOUTS) >= 8:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = layouts
+    return layouts
+
+
 def _plan(cls: type, kwargs: dict[str, Any], what: str, manifest: Mapping[str, Any]) -> _Plan:
     """Build ``cls`` on the meta device: size it, validate the members' configs and
     compute the tensors the bundle must hold, all before any allocation. The result
     depends only on the class, its arguments, the configs, the layout and the weights'
     size, and is kept for the next load of the same bundle."""
-    key = (cls, json.dumps(kwargs, sort_keys=True),
-           json.dumps([e["config"] for e in manifest["members"]], sort_keys=True),
-           manifest["weights"]["layout"], manifest["files"][WEIGHTS]["bytes"])
+    key = _plan_key(cls, kwargs, manifest)
     with _PLANS_LOCK:
         cached = _PLANS.get(key)
     if cached is not None:

@@ -19,7 +19,7 @@ def reference(net: Any, member: dict[str, Any]) -> torch.nn.Module:
     return net.extract(member["config"]).eval()
 
 
-@pytest.mark.parametrize("switch", ["extracted", "inplace"])
+@pytest.mark.parametrize("switch", ["lean", "extracted", "inplace"])
 def test_round_trip_outputs_equal_extraction(bundle_dir: Path, family: Any, switch: str) -> None:
     net, members = family
     bundle = rt.load(bundle_dir, switch=switch)
@@ -246,11 +246,11 @@ def test_extracted_cache_evicts_and_reextracts(bundle_dir: Path, family: Any) ->
         with torch.no_grad():
             assert torch.allclose(bundle(x), reference(net, m)(x), atol=1e-5)
     with pytest.raises(ValueError, match="cache must be >= 1"):
-        rt.load(bundle_dir, cache=0)
+        rt.load(bundle_dir, switch="extracted", cache=0)
 
 
 def test_memory_report(bundle_dir: Path) -> None:
-    ext = rt.load(bundle_dir).memory_bytes()
+    ext = rt.load(bundle_dir, switch="extracted").memory_bytes()
     inp = rt.load(bundle_dir, switch="inplace").memory_bytes()
     assert inp["extracted"] == 0 < ext["extracted"]
     assert ext["supernet"] == inp["supernet"] > 0

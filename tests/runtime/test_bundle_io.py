@@ -217,7 +217,7 @@ def test_hat_manifest_lists_the_vocabularies(hat_bundle: Path, toy: Any) -> None
     assert m["io"]["decoding"]["beam"] == 3 and m["io"]["decoding"]["max_positions"] == 64
 
 
-@pytest.mark.parametrize("switch", ["extracted", "inplace"])
+@pytest.mark.parametrize("switch", ["lean", "extracted", "inplace"])
 def test_translate_equals_the_pipeline_decoding(hat_bundle: Path, hat_family: Any, toy: Any,
                                                 switch: str) -> None:
     from switchnas.supernets.hat.training import translate
