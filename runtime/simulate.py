@@ -9,10 +9,19 @@ Metrics per policy: deadline-miss rate (latency above the target), mean accuracy
 of switches, and settle time: after each change of the load by more than 10 %, the number
 of requests until the policy's last switch before the next change (0 if it did not switch).
 
+With member x operating-point tables (:class:`~switchnas.runtime.manager.OpTable`, one per
+model sharing the device) :func:`replay_ops` replays the trace against the hierarchical
+manager, member-only feedback and the frequency governors: latency
+``table[member][point] * load * noise`` (processor sharing between models), energy from
+the table (``energy_source`` says whether it was read or modelled), and the device's
+operating-point switches.
+
 CLI (also ``switchnas simulate``)::
 
     python -m switchnas.runtime.simulate --bundle run/bundle --trace step --target-ms 12 \\
         --policy feedback,step,static,oracle
+    python -m switchnas.runtime.simulate --ops cam.json --ops mic.json --target-ms 40 \\
+        --policy manager,feedback,schedutil,ondemand,performance,powersave
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ from typing import Any
 import numpy as np
 
 from ._manifest import BundleError, read_manifest
+from .governors import Governor, frequencies_of, make_governor
+from .manager import HierarchicalManager, ModelSpec, OpTable
 from .selectors import MemberInfo, make_selector
 
-__all__ = ["TRACES", "SimResult", "compare", "main", "make_trace", "members_from_bundle",
-           "read_csv_trace", "replay"]
+__all__ = ["OPS_POLICIES", "TRACES", "OpsResult", "SimResult", "compare", "compare_ops", "main",
+           "make_trace", "members_from_bundle", "read_csv_trace", "replay", "replay_ops"]
 
 
 Load = Sequence[float] | np.ndarray
@@ -208,6 +219,199 @@ def compare(members: Sequence[MemberInfo], load: Load, *, target_ms: float,
     return out
 
 
+# -- member x operating-point replay -------------------------------------------------------
+OPS_POLICIES = ("manager", "feedback", "static", "performance", "powersave", "ondemand",
+                "schedutil")
+
+
+@dataclass
+class OpsResult(SimResult):
+    """A :class:`SimResult` of one model in a member x operating-point replay, plus energy
+    (``energy_source`` says where it comes from; ``model:<name>``: a power model) and the
+    device's operating-point switches."""
+
+    model: str = ""
+    point_switches: int = 0
+    energy_mj_per_request: float = 0.0
+    energy_total_mj: float = 0.0
+    energy_source: str = ""
+    p90_latency_ms: float = 0.0
+    points: list[str] = field(default_factory=list, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        d = super().row()
+        d.pop("points")
+        return d
+
+
+def _fixed_member(spec: ModelSpec, acc: Mapping[str, float], point: str) -> str:
+    """The most accurate member meeting the target unloaded at ``point``, else the fastest."""
+    t = spec.table
+    ok = [m for m in acc if t.latency(m, point) <= spec.target_ms]
+    if not ok:
+        return min(acc, key=lambda m: t.latency(m, point))
+    return max(ok, key=lambda m: (acc[m], -t.latency(m, point)))
+
+
+def _fastest_point(spec: ModelSpec) -> str:
+    return _fastest_point_of(spec.table)
+
+
+def replay_ops(models: Sequence[ModelSpec], load: Mapping[str, Load] | Load, *, policy: str,
+               period_ms: float | None = None, noise: float = 0.03, seed: int = 0,
+               share: bool = True, options: Mapping[str, Any] | None = None
+               ) -> list[OpsResult]:
+    """Replay load traces for models sharing one device under ``policy``.
+
+    Every period each model issues one request. Its execution time is
+    ``table[member][point] * load[t] * noise``; with ``share`` the requests of the period
+    arrive together and share the device equally (processor sharing), so request ``i``
+    completes after ``sum_j min(e_j, e_i)``: that is its latency, checked against its
+    model's target. Its energy is ``table_energy[member][point] * load[t] * noise`` (the
+    active energy of the time it occupies the device; idle energy is not counted).
+
+    Policies: ``manager`` (:class:`HierarchicalManager`; ``options``: its keywords);
+    ``feedback`` / ``static`` (member only, at a fixed ``point``, default the fastest);
+    ``performance``, ``powersave``, ``ondemand``, ``schedutil`` (a fixed ``member`` per model
+    given as ``options["members"]``, default the most accurate meeting the target unloaded
+    at the fastest point; the governor sees the device's utilisation ``sum_j e_j /
+    period`` and the points' ``settings["freq_khz"]``; ``options["governor"]``: its
+    keywords).
+
+    Args:
+        models: the models (tables with the same points).
+        load: one trace per model name, or one trace for all.
+        policy: one of :data:`OPS_POLICIES`.
+        period_ms: request period (default: the smallest target).
+        noise: log-normal sigma of the execution time (independent per model and request).
+        seed: noise seed; the same seed gives every policy the same noise.
+        share: processor sharing between the models' requests of a period.
+        options: the policy's options (see above).
+
+    Returns:
+        One :class:`OpsResult` per model, in ``models`` order.
+
+    Raises:
+        ValueError: an unknown policy or option, traces of different lengths, a model
+            without accuracies.
+    """
+    if policy not in OPS_POLICIES:
+        raise ValueError(f"unknown policy {policy!r} for operating-point tables; choose from "
+                         f"{list(OPS_POLICIES)}")
+    names = [m.name for m in models]
+    loads = {n: np.asarray(load[n] if isinstance(load, Mapping) else load, dtype=float)
+             for n in names}
+    n_req = {len(v) for v in loads.values()}
+    if len(n_req) != 1:
+        raise ValueError(f"every model's trace must have the same length, got "
+                         f"{ {k: len(v) for k, v in loads.items()} }")
+    n = n_req.pop()
+    opts = dict(options or {})
+    acc = {m.name: dict(m.accuracy if m.accuracy is not None else m.table.accuracy)
+           for m in models}
+    for m in models:
+        if set(acc[m.name]) != set(m.table.members):
+            raise ValueError(f"model {m.name!r}: no accuracy for every member (give "
+                             f"ModelSpec.accuracy or a table with 'accuracy')")
+    period = float(period_ms) if period_ms is not None else min(m.target_ms for m in models)
+    rng = np.random.default_rng(seed)
+    factors = {nm: (np.exp(rng.normal(0.0, noise, n)) if noise > 0 else np.ones(n))
+               for nm in names}
+
+    manager: HierarchicalManager | None = None
+    governor: Governor | None = None
+    sels: dict[str, Any] = {}
+    fixed_point = str(opts.pop("point", "")) or None
+    if policy == "manager":
+        manager = HierarchicalManager(models, **opts)
+    elif policy in ("feedback", "static"):
+        for m in models:
+            p = fixed_point or _fastest_point(m)
+            infos = [MemberInfo(k, acc[m.name][k], m.table.latency(k, p)) for k in acc[m.name]]
+            sels[m.name] = (make_selector(policy, infos, target_ms=m.target_ms, **opts), p)
+    else:
+        fixed = dict(opts.pop("members", {}))
+        governor = make_governor(policy, frequencies_of(models[0].table.points),
+                                 **dict(opts.pop("governor", {})))
+        if opts:
+            raise ValueError(f"unknown options {sorted(opts)} for policy {policy!r}; "
+                             f"allowed: members, governor")
+        for m in models:
+            sels[m.name] = fixed.get(m.name) or _fixed_member(m, acc[m.name],
+                                                               _fastest_point(m))
+
+    def choice(name: str) -> tuple[str, str]:
+        if manager is not None:
+            d = manager.decisions[name]
+            return d.member, d.point
+        if governor is not None:
+            return str(sels[name]), governor.current
+        sel, p = sels[name]
+        return sel.current, p
+
+    ran: dict[str, list[str]] = {nm: [] for nm in names}
+    pts: dict[str, list[str]] = {nm: [] for nm in names}
+    lat = {nm: np.empty(n) for nm in names}
+    energy = {nm: np.empty(n) for nm in names}
+    infeasible = dict.fromkeys(names, 0)
+    specs = {m.name: m for m in models}
+    for t in range(n):
+        exec_ms: dict[str, float] = {}
+        for nm in names:
+            member, point = choice(nm)
+            ran[nm].append(member)
+            pts[nm].append(point)
+            f = float(loads[nm][t]) * float(factors[nm][t])
+            exec_ms[nm] = specs[nm].table.latency(member, point) * f
+            energy[nm][t] = (specs[nm].table.energy(member, point) or 0.0) * f
+        for nm in names:
+            e = exec_ms[nm]
+            lat[nm][t] = sum(min(x, e) for x in exec_ms.values()) if share else e
+        if manager is not None:
+            decisions = manager.step({nm: float(lat[nm][t]) for nm in names})
+            for nm in names:
+                infeasible[nm] += not decisions[nm].feasible
+        elif governor is not None:
+            governor.step(min(1.0, sum(exec_ms.values()) / period))
+        else:
+            for nm in names:
+                sels[nm][0].step(float(lat[nm][t]))
+                infeasible[nm] += bool(getattr(sels[nm][0], "infeasible", False))
+    out = []
+    for m in models:
+        nm = m.name
+        settle = settle_times(loads[nm], ran[nm])
+        out.append(OpsResult(
+            policy=policy, model=nm, requests=n,
+            miss_rate=float(np.mean(lat[nm] > m.target_ms)),
+            mean_accuracy=float(np.mean([acc[nm][k] for k in ran[nm]])),
+            switches=sum(a != b for a, b in zip(ran[nm], ran[nm][1:], strict=False)),
+            settle_mean=float(np.mean(settle)) if settle else None,
+            settle_max=int(max(settle)) if settle else None,
+            mean_latency_ms=float(lat[nm].mean()),
+            p90_latency_ms=float(np.quantile(lat[nm], 0.9)),
+            infeasible_requests=infeasible[nm],
+            point_switches=sum(a != b for a, b in zip(pts[nm], pts[nm][1:], strict=False)),
+            energy_mj_per_request=float(energy[nm].mean()),
+            energy_total_mj=float(energy[nm].sum()), energy_source=m.table.energy_source,
+            ran=ran[nm], points=pts[nm]))
+    return out
+
+
+def compare_ops(models: Sequence[ModelSpec], load: Mapping[str, Load] | Load, *,
+                policies: Sequence[str] = ("manager", "feedback", "schedutil"),
+                period_ms: float | None = None, noise: float = 0.03, seed: int = 0,
+                share: bool = True,
+                options: Mapping[str, Mapping[str, Any]] | None = None) -> list[OpsResult]:
+    """:func:`replay_ops` once per policy (same noise); ``options[policy]`` its options.
+    Returns the results of every policy, each model in ``models`` order."""
+    out: list[OpsResult] = []
+    for p in policies:
+        out += replay_ops(models, load, policy=p, period_ms=period_ms, noise=noise,
+                          seed=seed, share=share, options=(options or {}).get(p))
+    return out
+
+
 def members_from_bundle(path: str | Path, hardware: str | None = None) -> list[MemberInfo]:
     """Member tables from a bundle's manifest (validated; weights are not read)."""
     manifest = read_manifest(path)
@@ -224,6 +428,10 @@ def members_from_bundle(path: str | Path, hardware: str | None = None) -> list[M
 def format_table(results: Sequence[SimResult]) -> str:
     cols = ["policy", "miss_rate", "mean_accuracy", "switches", "settle_mean", "settle_max",
             "mean_latency_ms"]
+    if results and all(isinstance(r, OpsResult) for r in results):
+        cols = ["policy", "model", "miss_rate", "mean_accuracy", "switches", "point_switches",
+                "mean_latency_ms", "p90_latency_ms", "energy_mj_per_request",
+                "energy_total_mj", "energy_source"]
 
     def fmt(v: Any) -> str:
         return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -253,14 +461,28 @@ def _number(kind: type, *, low: float, high: float = math.inf, low_open: bool = 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="switchnas simulate", description=__doc__.split("\n")[0])
-    ap.add_argument("--bundle", required=True, help="bundle folder (its manifest is read)")
+    ap.add_argument("--bundle", default=None,
+                    help="bundle folder (its manifest is read); with --ops: the members' "
+                         "accuracies, unless the table carries them")
+    ap.add_argument("--ops", action="append", default=None, metavar="TABLE.json",
+                    help="a member x operating-point table; once per model sharing the "
+                         "device (policies: " + ",".join(OPS_POLICIES) + ")")
+    ap.add_argument("--objective", choices=("accuracy", "energy"), default="accuracy",
+                    help="with --ops: the manager's objective")
+    ap.add_argument("--accuracy-floor", default=None,
+                    type=_number(float, low=-math.inf, what="a number"),
+                    help="with --ops: the least accuracy the manager may choose")
+    ap.add_argument("--period-ms", default=None,
+                    type=_number(float, low=0.0, low_open=True, what="a positive number of ms"),
+                    help="with --ops: request period (default: the target)")
     ap.add_argument("--trace", default="step",
                     help=f"one of {sorted(TRACES)} or csv:PATH (default: step)")
     ap.add_argument("--target-ms", default=None,
                     type=_number(float, low=0.0, low_open=True, what="a positive number of ms"),
                     help="latency target (default: 1.1x the median member's latency)")
-    ap.add_argument("--policy", default="feedback,step,static,oracle",
-                    help="comma-separated selector policies")
+    ap.add_argument("--policy", default=None,
+                    help="comma-separated selector policies (default feedback,step,static,"
+                         "oracle; with --ops manager,feedback,schedutil)")
     ap.add_argument("--n", type=_number(int, low=3, high=10_000_000,
                                         what="an integer in [3, 10000000]"),
                     default=600, help="requests in a generated trace")
@@ -280,13 +502,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--core", type=_number(int, low=0, high=65535, what="a core number >= 0"),
                     default=0, help="core for --live")
     args = ap.parse_args(argv)
+    if args.ops:
+        return _main_ops(args)
+    if args.bundle is None:
+        ap.error("give --bundle (a bundle's latency tables) or --ops (operating-point tables)")
     try:
         members = members_from_bundle(args.bundle, args.hardware)
         load = make_trace(args.trace, args.n, high=args.high, seed=args.seed)
         target = args.target_ms
         if target is None:
             target = 1.1 * float(np.median([m.latency_ms for m in members]))
-        policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+        policies = [p.strip() for p in (args.policy or "feedback,step,static,oracle")
+                    .split(",") if p.strip()]
         if args.live:
             from ._bundle import load as load_bundle
             from .live import live_replay
@@ -306,10 +533,76 @@ def main(argv: list[str] | None = None) -> int:
           f"{max(m.latency_ms for m in members):.3g} ms)")
     print(format_table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps({"target_ms": target, "trace": args.trace,
-                                               "results": [r.row() for r in results]},
-                                              indent=2) + "\n")
+        _write_json(Path(args.json), {"target_ms": target, "trace": args.trace,
+                                      "results": [r.row() for r in results]})
     return 0
+
+
+def _main_ops(args: argparse.Namespace) -> int:
+    """``--ops``: replay the trace against member x operating-point tables."""
+    try:
+        if args.live:
+            raise ValueError("--live and --ops do not combine (use switchnas.runtime.live)")
+        tables = [OpTable.read(p) for p in args.ops]
+        acc: dict[str, float] | None = None
+        if args.bundle is not None:
+            acc = {m.id: m.accuracy for m in members_from_bundle(args.bundle, args.hardware)}
+        stems = [Path(p).stem for p in args.ops]
+        names = stems if len(set(stems)) == len(stems) else [f"model{i}"
+                                                             for i in range(len(stems))]
+        specs = []
+        for i, (path, t) in enumerate(zip(args.ops, tables, strict=True)):
+            a = acc if acc is not None else dict(t.accuracy)
+            if set(a) != set(t.members):
+                raise ValueError(f"{path}: members {sorted(t.members)} need accuracies "
+                                 f"(from --bundle or the table's 'accuracy'); have "
+                                 f"{sorted(a)}")
+            target = args.target_ms
+            if target is None:
+                target = 1.1 * float(np.median([t.latency(m, _fastest_point_of(t))
+                                                for m in t.members]))
+            specs.append(ModelSpec(name=names[i], table=t, target_ms=target, accuracy=a,
+                                   accuracy_floor=args.accuracy_floor))
+        load = make_trace(args.trace, args.n, high=args.high, seed=args.seed)
+        policies = [p.strip() for p in (args.policy or "manager,feedback,schedutil")
+                    .split(",") if p.strip()]
+        results = compare_ops(specs, load, policies=policies, period_ms=args.period_ms,
+                              noise=args.noise, seed=args.seed,
+                              options={"manager": {"objective": args.objective}})
+    except (ValueError, OSError) as exc:
+        print(f"switchnas simulate: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"simulated trace {args.trace}: {len(load)} requests, load "
+          f"{load.min():.2f}-{load.max():.2f}; {len(specs)} model(s) on one device, targets "
+          f"{[round(s.target_ms, 3) for s in specs]} ms; {len(tables[0].points)} operating "
+          f"points; energy: {tables[0].energy_source}")
+    print(format_table(results))
+    if args.json:
+        _write_json(Path(args.json), {"trace": args.trace, "energy_source":
+                                      tables[0].energy_source,
+                                      "targets_ms": {s.name: s.target_ms for s in specs},
+                                      "results": [r.row() for r in results]})
+    return 0
+
+
+def _fastest_point_of(table: OpTable) -> str:
+    return min(table.point_names, key=lambda p: sum(table.latency(m, p) for m in table.members))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON atomically (temporary file in the same folder, then rename)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
