@@ -29,7 +29,7 @@ demo: setup
 
 ## The whole test suite (what CI runs).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -21,21 +21,13 @@ def switchnas(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[s
                           timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    run_dir = tmp_path_factory.mktemp("tiny")
-    proc = switchnas("run", "preset=tiny", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, proc.stdout
+# The session fixtures tiny_run and oneshot_run live in conftest.py (shared with
+# test_report.py, so each tiny run is made once per session).
 
-
-@pytest.fixture(scope="session")
-def oneshot_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The one-pass chain (profile, evaluate, fit, search, validate) instead of the loop."""
-    run_dir = tmp_path_factory.mktemp("oneshot")
-    proc = switchnas("run", "preset=tiny", "explore.enabled=false", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, proc.stdout
+#: a smaller search loop and shorter latency batches than the tiny preset's, for the runs
+#: that check another space's plumbing end to end (tiny_run checks the preset's loop)
+SMALL_LOOP = ("explore.budget=12", "explore.batch=6", "explore.initial=6", "measure.rounds=4",
+              "measure.max_rounds=6")
 
 
 @pytest.mark.slow
@@ -241,7 +233,12 @@ def test_official_checkpoint_and_imagefolder(tmp_path: Path) -> None:
 def test_other_ofa_spaces_tiny_run(tmp_path: Path, supernet: str) -> None:
     from switchnas.runtime import load
 
-    proc = switchnas("run", "preset=tiny", f"supernet={supernet}", f"hydra.run.dir={tmp_path}")
+    # a quarter of an epoch per phase (every phase of progressive shrinking still runs) and
+    # one batch of BN recalibration per score. The preset's block is merged over
+    # supernet.task, so a budget the preset sets is overridden inside the preset.
+    proc = switchnas("run", "preset=tiny", f"supernet={supernet}", f"hydra.run.dir={tmp_path}",
+                     *SMALL_LOOP, "supernet.presets.tiny.task.epochs_per_phase=0.25",
+                     "+supernet.task.calib_batches=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"family ({supernet} on cpu" in proc.stdout
     bundle = load(tmp_path / "bundle")
@@ -257,7 +254,8 @@ def test_other_ofa_spaces_tiny_run(tmp_path: Path, supernet: str) -> None:
 def test_hat_tiny_run(tmp_path: Path) -> None:
     from switchnas.runtime import load
 
-    proc = switchnas("run", "supernet=hat_wmt14ende", "preset=tiny", f"hydra.run.dir={tmp_path}")
+    proc = switchnas("run", "supernet=hat_wmt14ende", "preset=tiny", f"hydra.run.dir={tmp_path}",
+                     *SMALL_LOOP)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert manifest["supernet"]["name"] == "hat" and "target" not in manifest["supernet"]
@@ -277,10 +275,12 @@ def test_reduced_space_fine_tune_and_search(tiny_run: tuple[Path, str], tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     space_file = run_dir / "reduce" / "space.json"
     reduced = MobileNetV3Space.from_dict(read_space_file(space_file))
-    proc = switchnas("search", "preset=tiny", f"hydra.run.dir={tmp_path}",
+    # the analytic flops target: no timing, what is tested is the space the search keeps to
+    proc = switchnas("search", "preset=tiny", f"hydra.run.dir={tmp_path}", "hardware=flops",
                      f"supernet.space_file={space_file}",
                      f"supernet.weights={run_dir / 'train' / 'supernet.safetensors'}",
-                     "supernet.finetune=true", "supernet.task.epochs_per_phase=0.3")
+                     "supernet.finetune=true",
+                     "supernet.presets.tiny.task.epochs_per_phase=0.2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = json.loads((tmp_path / "train" / "train_log.json").read_text())
     assert log["loaded"].endswith("supernet.safetensors") and log["phases"]
@@ -290,11 +290,14 @@ def test_reduced_space_fine_tune_and_search(tiny_run: tuple[Path, str], tmp_path
 
 
 @pytest.mark.slow
-def test_sweep_shares_artifacts_and_ends_with_a_table(tmp_path: Path) -> None:
+def test_sweep_shares_artifacts_and_ends_with_a_table(tmp_path: Path, tiny_weights: Path
+                                                      ) -> None:
     from switchnas.pipeline.sweep import sweep_rows
 
+    # given (untrained) weights: the train stage loads them instead of training, and is
+    # still an artifact the second job shares
     proc = switchnas("fit", "-m", "preset=tiny", "hardware=flops", "fit.holdout=0.2,0.3",
-                     f"hydra.sweep.dir={tmp_path}")
+                     f"supernet.weights={tiny_weights}", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = sweep_rows(tmp_path)
     assert [r["job"] for r in rows] == ["0", "1"]
@@ -304,6 +307,7 @@ def test_sweep_shares_artifacts_and_ends_with_a_table(tmp_path: Path) -> None:
     assert rows[1]["overrides"][:3] == ["preset=tiny", "hardware=flops", "fit.holdout=0.3"]
     key = json.loads((tmp_path / "0" / "train" / "stage.json").read_text())["key"]
     assert (tmp_path / ".store" / "train" / key / "supernet.safetensors").is_file()
-    assert "| 1 | preset=tiny hardware=flops fit.holdout=0.3 progress=" in proc.stdout
+    assert ("| 1 | preset=tiny hardware=flops fit.holdout=0.3 "
+            f"supernet.weights={tiny_weights} progress=") in proc.stdout
     assert "| no family |" in proc.stdout
     assert (tmp_path / "sweep.md").is_file() and (tmp_path / "sweep.json").is_file()
