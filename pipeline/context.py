@@ -84,16 +84,42 @@ def _without_progress(value: Any) -> Any:
     return value
 
 
+_MISSING = object()
+
+
+def _command_line_keys(prefix: str) -> list[str]:
+    """The dotted keys under ``prefix`` that the running Hydra app's command line set
+    (``supernet.task.lr=0.05``, ``+supernet.x=1``); none outside a Hydra app."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError):  # not inside a Hydra app
+        return []
+    keys = []
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+")
+        if "=" in text and key.startswith(prefix) and not key.startswith("~"):
+            keys.append(key)
+    return keys
+
+
 class Context:
     """Shared state of one run. ``cfg`` is the composed Hydra config with the supernet's
-    preset (``supernet.presets.<preset_name>``) merged in."""
+    preset (``supernet.presets.<preset_name>``) merged in; a ``supernet.*`` key set on the
+    command line keeps its command-line value over the preset's."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path):
         preset = str(cfg.get("preset_name", "default"))
         sn = cfg.supernet
         if "presets" in sn and preset in sn.presets:
             merged = OmegaConf.merge(sn, sn.presets[preset])
+            given = cfg
             cfg = OmegaConf.merge(cfg, {"supernet": merged})  # type: ignore[assignment]
+            for key in _command_line_keys("supernet."):  # the command line beats the preset
+                if not key.startswith("supernet.presets.") and \
+                        OmegaConf.select(given, key, default=_MISSING) is not _MISSING:
+                    OmegaConf.update(cfg, key, OmegaConf.select(given, key), merge=False)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.artifacts = Artifacts(self.run_dir, store=artifact_store(cfg))
