@@ -26,7 +26,9 @@ SMALL: dict[str, dict[str, Any]] = {
     "ofa_mbv3": dict(n_classes=10, width_mult=0.5, resolutions=[24, 32]),
     "ofa_proxyless": dict(n_classes=10, width_mult=0.5, resolutions=[24, 32]),
     "ofa_resnet50": dict(n_classes=10, width_mult_list=[0.1, 0.15, 0.2], resolutions=[24, 32]),
+    "groupnet": dict(n_classes=10, groups=4, widths=[8, 8, 8, 8, 8]),
     "hat": dict(src_vocab=24, tgt_vocab=28, space="space0", width_divisor=32, dropout=0.0),
+    "fluid": dict(n_classes=10, devices=3, channels=[4, 8, 8], widths=[0.5, 1.0]),
 }
 REGISTERED = sorted(ep.name for ep in entry_points(group="switchnas.supernets"))
 

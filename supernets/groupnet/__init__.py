@@ -1,0 +1,1 @@
+"""Incremental channel-group network (see :mod:`.net`)."""
