@@ -38,11 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Config
+from ..batchnorm import batch_norm_modules, batch_norm_state, load_batch_norm_state
 from .space import GroupSpace
 
 __all__ = ["GroupNet", "GroupSubNet"]
-
-_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 class _Group(nn.Module):
@@ -214,24 +213,14 @@ class GroupNet(nn.Module):
         self.space.validate(config)
         return torch.randn(batch, self.in_channels, self.resolution, self.resolution)
 
-    def _bn_modules(self) -> list[tuple[str, nn.BatchNorm2d]]:
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+        return batch_norm_modules(self)
 
     def bn_state(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for name, m in self._bn_modules():
-            for b in _BN_BUFFERS:
-                t = getattr(m, b, None)
-                if t is not None:
-                    out[f"{name}.{b}"] = t.detach().clone()
-        return out
+        return batch_norm_state(self)
 
     def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, m in self._bn_modules():
-                for b in _BN_BUFFERS:
-                    if f"{name}.{b}" in state:
-                        getattr(m, b).copy_(state[f"{name}.{b}"])
+        load_batch_norm_state(self, state)
 
     def pruned_groups(self, config: Mapping[str, Any]) -> list[tuple[int, int]]:
         """``(layer, group)`` (0-based) of the active groups whose input differs from the

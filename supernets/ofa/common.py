@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Config
+from ..batchnorm import batch_norm_modules, batch_norm_state, load_batch_norm_state
 from ..space import ChoiceSpace
 
 __all__ = ["OFASuperNet", "load_ofa_checkpoint"]
-
-_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 class _Resized(nn.Module):
@@ -104,25 +103,13 @@ class OFASuperNet(nn.Module):
         return torch.randn(batch, 3, r, r)
 
     def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-        return [(n, m) for n, m in self.named_modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        return batch_norm_modules(self)
 
     def bn_state(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for name, m in self._bn_modules():
-            for b in _BN_BUFFERS:
-                t = getattr(m, b, None)
-                if t is not None:
-                    out[f"{name}.{b}"] = t.detach().clone()
-        return out
+        return batch_norm_state(self)
 
     def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, m in self._bn_modules():
-                for b in _BN_BUFFERS:
-                    key = f"{name}.{b}"
-                    if key in state:
-                        getattr(m, b).copy_(state[key])
+        load_batch_norm_state(self, state)
 
     @torch.no_grad()
     def recalibrate_bn(self, config: Mapping[str, Any], batches: Iterable[torch.Tensor]) -> None:
