@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-__all__ = ["BN_BUFFERS", "batch_norm_modules", "batch_norm_state", "load_batch_norm_state"]
+__all__ = ["BN_BUFFERS", "BatchNormState", "batch_norm_modules", "batch_norm_state",
+           "load_batch_norm_state"]
 
 #: The buffers of a batch-norm module that hold its running statistics.
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -44,3 +45,22 @@ def load_batch_norm_state(module: nn.Module, state: Mapping[str, torch.Tensor]) 
                 key = f"{name}.{b}"
                 if key in state:
                     getattr(m, b).copy_(state[key])
+
+
+class BatchNormState:
+    """Mixin for an ``nn.Module`` super-network: ``bn_state``/``load_bn_state`` of the
+    :class:`~.base.SuperNet` protocol over all its batch-norm modules."""
+
+    def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+        assert isinstance(self, nn.Module)
+        return batch_norm_modules(self)
+
+    def bn_state(self) -> dict[str, torch.Tensor]:
+        """Copies of all batch-norm running statistics (the per-member part of a bundle)."""
+        assert isinstance(self, nn.Module)
+        return batch_norm_state(self)
+
+    def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``state`` (as :meth:`bn_state` names it) into the batch-norm buffers."""
+        assert isinstance(self, nn.Module)
+        load_batch_norm_state(self, state)

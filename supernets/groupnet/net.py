@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Config
-from ..batchnorm import batch_norm_modules, batch_norm_state, load_batch_norm_state
+from ..batchnorm import BatchNormState
 from .space import GroupSpace
 
 __all__ = ["GroupNet", "GroupSubNet"]
@@ -111,7 +111,7 @@ class GroupSubNet(nn.Module):
                     _resize(x, self.resolution))
 
 
-class GroupNet(nn.Module):
+class GroupNet(BatchNormState, nn.Module):
     """The incremental channel-group super-network (a ``SuperNet``; see the module doc).
 
     Args:
@@ -212,15 +212,6 @@ class GroupNet(nn.Module):
     def example_input(self, config: Mapping[str, Any], batch: int = 1) -> torch.Tensor:
         self.space.validate(config)
         return torch.randn(batch, self.in_channels, self.resolution, self.resolution)
-
-    def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-        return batch_norm_modules(self)
-
-    def bn_state(self) -> dict[str, torch.Tensor]:
-        return batch_norm_state(self)
-
-    def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        load_batch_norm_state(self, state)
 
     def pruned_groups(self, config: Mapping[str, Any]) -> list[tuple[int, int]]:
         """``(layer, group)`` (0-based) of the active groups whose input differs from the

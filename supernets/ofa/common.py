@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Config
-from ..batchnorm import batch_norm_modules, batch_norm_state, load_batch_norm_state
+from ..batchnorm import BatchNormState
 from ..space import ChoiceSpace
 
 __all__ = ["OFASuperNet", "load_ofa_checkpoint"]
@@ -43,7 +43,7 @@ class _Resized(nn.Module):
         return self.body(x)
 
 
-class OFASuperNet(nn.Module):
+class OFASuperNet(BatchNormState, nn.Module):
     """Base class: ``self.net`` is the ``ofa`` dynamic network, ``self.space`` its space."""
 
     space: ChoiceSpace
@@ -101,15 +101,6 @@ class OFASuperNet(nn.Module):
     def example_input(self, config: Mapping[str, Any], batch: int = 1) -> torch.Tensor:
         r = self.resolution(self.space.validate(config))
         return torch.randn(batch, 3, r, r)
-
-    def _bn_modules(self) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-        return batch_norm_modules(self)
-
-    def bn_state(self) -> dict[str, torch.Tensor]:
-        return batch_norm_state(self)
-
-    def load_bn_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        load_batch_norm_state(self, state)
 
     @torch.no_grad()
     def recalibrate_bn(self, config: Mapping[str, Any], batches: Iterable[torch.Tensor]) -> None:
