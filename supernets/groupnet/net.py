@@ -39,6 +39,7 @@ from torch import nn
 
 from ..base import Config
 from ..batchnorm import BatchNormState
+from ..slicing import LeadingSlices
 from .space import GroupSpace
 
 __all__ = ["GroupNet", "GroupSubNet"]
@@ -111,7 +112,7 @@ class GroupSubNet(nn.Module):
                     _resize(x, self.resolution))
 
 
-class GroupNet(BatchNormState, nn.Module):
+class GroupNet(LeadingSlices, BatchNormState, nn.Module):
     """The incremental channel-group super-network (a ``SuperNet``; see the module doc).
 
     Args:
@@ -314,17 +315,6 @@ class GroupNet(BatchNormState, nn.Module):
         h = f"heads.{counts[-1] - 1}."
         out.update({k: tuple(t.shape) for k, t in state.items() if k.startswith(h)})
         return out
-
-    def used_weight_slices(self, configs: Iterable[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        """Copies of the leading slices of every state tensor any of ``configs`` reads."""
-        union: dict[str, tuple[int, ...]] = {}
-        for cfg in configs:
-            for n, s in self.used_extents(cfg).items():
-                union[n] = s if n not in union else tuple(
-                    max(a, b) for a, b in zip(union[n], s, strict=True))
-        state = self.state_dict()
-        return {n: state[n][tuple(slice(0, k) for k in s)].detach().clone()
-                for n, s in union.items()}
 
 
 def _check_args(*, n_classes: int, groups: int, widths: Sequence[int], kernels: Sequence[int],

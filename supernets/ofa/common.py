@@ -19,6 +19,7 @@ from torch import nn
 
 from ..base import Config
 from ..batchnorm import BatchNormState
+from ..slicing import LeadingSlices
 from ..space import ChoiceSpace
 
 __all__ = ["OFASuperNet", "load_ofa_checkpoint"]
@@ -43,7 +44,7 @@ class _Resized(nn.Module):
         return self.body(x)
 
 
-class OFASuperNet(BatchNormState, nn.Module):
+class OFASuperNet(LeadingSlices, BatchNormState, nn.Module):
     """Base class: ``self.net`` is the ``ofa`` dynamic network, ``self.space`` its space."""
 
     space: ChoiceSpace
@@ -198,19 +199,6 @@ class OFASuperNet(BatchNormState, nn.Module):
             self.activate(previous)
             self.train(was_training)
         return {n: tuple(s) for n, s in used.items()}
-
-    def used_weight_slices(self, configs: Iterable[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        """Copies of the leading slices of every state tensor that any of ``configs``
-        reads (the union of :meth:`used_extents`); untouched tensors are left out.
-        ``switchnas.runtime`` copies them back into a freshly built super-net."""
-        union: dict[str, tuple[int, ...]] = {}
-        for cfg in configs:
-            for n, s in self.used_extents(cfg).items():
-                union[n] = s if n not in union else tuple(
-                    max(a, b) for a, b in zip(union[n], s, strict=True))
-        state = self.state_dict()
-        return {n: state[n][tuple(slice(0, k) for k in s)].detach().clone()
-                for n, s in union.items()}
 
 
 def load_ofa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
