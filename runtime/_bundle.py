@@ -480,12 +480,22 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *,
     layouts, bank = None, None
     if switch == "lean":
         layouts = _layouts(net, members, shared, bn, _plan_key(cls, kwargs, manifest))
-        bank = {k: v.to(dev) for k, v in shared.items()}
+        bank = {k: _fresh(v, dev) for k, v in shared.items()}
     del tensors, shared
     net.to(dev)
-    bn = {mid: {k: v.to(dev) for k, v in d.items()} for mid, d in bn.items()}
+    bn = {mid: {k: _fresh(v, dev) for k, v in d.items()} for mid, d in bn.items()}
     return Bundle(supernet=net, members=members, bn=bn, manifest=manifest, path=root,
                   device=dev, switch=switch, cache=cache, io=io, bank=bank, layouts=layouts)
+
+
+def _fresh(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` copied into its own allocation on ``device``. Tensors read from the weights
+    file share one buffer at arbitrary byte offsets, and lean members compute on views of
+    these: a BLAS kernel given a misaligned operand may sum in another order (seen on AMD
+    EPYC), so a member would no longer equal its extracted sub-network bit for bit."""
+    out = torch.empty(t.shape, dtype=t.dtype, device=device)
+    out.copy_(t)
+    return out
 
 
 def resolve_supernet(spec: Mapping[str, Any], *, trust_target: bool = False

@@ -506,6 +506,8 @@ def _view(t: torch.Tensor, src: _Source | None, state: Mapping[str, torch.Tensor
         view = base.as_strided(tuple(t.shape), src.strides, base.storage_offset() + src.offset)
     except RuntimeError:
         return None
+    if view.is_contiguous():  # the strides extraction gives (size-1 dimensions included)
+        view = base.reshape(-1)[src.offset:src.offset + view.numel()].view(t.shape)
     return view if torch.equal(view, t) else None
 
 
