@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,11 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           34: "skipped", 35: "suspicious", 36: "timeout", 24: "timeout", -24: "timeout",
           152: "timeout", 255: "timeout", 37: "caught by type check", -11: "segfault",
           -9: "segfault", 2: "interrupted"}
+#: Protocol classes are left unmutated: mutmut adds attributes to every class it mutates,
+#: and a runtime-checkable Protocol with extra attributes no longer matches its
+#: implementations (their bodies are only docstrings and ``...`` anyway).
+_PROTOCOL = re.compile(r"^(class \w+\((?:[^)]*\b)?Protocol\b[^)]*\):)", re.M)
+EQUIVALENT = Path(__file__).resolve().parent / "mutation_equivalent.toml"
 _SKIP = shutil.ignore_patterns(".venv", ".git", "runs", "outputs", "multirun", "mutants",
                                "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
                                ".pytest_cache", ".hypothesis")
@@ -61,6 +69,13 @@ def make_tree(dest: Path, modules: list[str], tests: list[str], marker: str) -> 
     (pkg / "__init__.py").write_text("")
     for name in PACKAGES:
         shutil.copytree(ROOT / name, pkg / name, ignore=_SKIP)
+    for source in pkg.rglob("*.py"):  # see _PROTOCOL
+        text = source.read_text()
+        marked = _PROTOCOL.sub(r"\1  # pragma: no mutate block", text)
+        if marked != text:
+            source.write_text(marked)
+    if (ROOT.parent / "shared").is_dir():  # the reference data tests read ../shared/data
+        (dest.parent / "shared").symlink_to(ROOT.parent / "shared")
     only = [f"switchnas/{m}*" if m.endswith("/") else f"switchnas/{m}" for m in modules]
     lines = ["[mutmut]", "source_paths = switchnas", "only_mutate =", *[f"    {p}" for p in only],
              "also_copy =", *[f"    {p}" for p in ("conf", "examples", "benchmarks")],
@@ -70,37 +85,94 @@ def make_tree(dest: Path, modules: list[str], tests: list[str], marker: str) -> 
     (dest / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 
-def outcomes(tree: Path) -> dict[str, Counter[str]]:
-    """Per mutated module (its path in the repository), mutants counted by outcome."""
+def meta_files(tree: Path) -> dict[str, Path]:
+    """Mutated module (its path in the repository) -> mutmut's ``.meta`` file for it."""
+    root = tree / "mutants" / "switchnas"
+    return {str(meta.relative_to(root))[:-len(".meta")]: meta
+            for meta in sorted(root.rglob("*.py.meta"))}
+
+
+def all_mutants(tree: Path) -> dict[str, str]:
+    """Every mutant mutmut generated in ``tree`` -> the module it mutates."""
+    return {name: module for module, meta in meta_files(tree).items()
+            for name in json.loads(meta.read_text())["exit_code_by_key"]}
+
+
+def outcomes(tree: Path, only: set[str] | None = None,
+             equivalent: set[str] | frozenset[str] = frozenset()
+             ) -> tuple[dict[str, Counter[str]], dict[str, str]]:
+    """Per mutated module, its mutants (or those in ``only``) counted by outcome; and each
+    mutant's outcome. A mutant listed in ``equivalent`` that survived is "equivalent"."""
     out: dict[str, Counter[str]] = {}
-    for meta in sorted((tree / "mutants" / "switchnas").rglob("*.py.meta")):
+    by_name: dict[str, str] = {}
+    for module, meta in meta_files(tree).items():
         codes = json.loads(meta.read_text())["exit_code_by_key"]
-        if not codes:
-            continue
-        module = str(meta.relative_to(tree / "mutants" / "switchnas"))[:-len(".meta")]
-        out[module] = Counter("not checked" if c is None else STATUS.get(int(c), "suspicious")
-                              for c in codes.values())
-    return out
+        for name, code in codes.items():
+            if only is not None and name not in only:
+                continue
+            status = "not checked" if code is None else STATUS.get(int(code), "suspicious")
+            if status in ("survived", "no tests") and name in equivalent:
+                status = "equivalent"
+            by_name[name] = status
+            out.setdefault(module, Counter())[status] += 1
+    return out, by_name
+
+
+COLUMNS = ("killed", "timeout", "survived", "no tests", "suspicious", "equivalent",
+           "not checked")
 
 
 def summarise(counts: dict[str, Counter[str]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    cols = ("killed", "survived", "timeout", "suspicious", "no tests", "not checked")
     rows = []
     total: Counter[str] = Counter()
     for module, c in counts.items():
         total.update(c)
-        rows.append({"module": module, **{k: c.get(k, 0) for k in cols},
-                     "other": sum(c.values()) - sum(c.get(k, 0) for k in cols),
+        rows.append({"module": module, **{k: c.get(k, 0) for k in COLUMNS},
+                     "other": sum(c.values()) - sum(c.get(k, 0) for k in COLUMNS),
                      "score %": _score(c)})
-    return rows, {**{k: total.get(k, 0) for k in cols}, "mutants": sum(total.values()),
-                  "score %": _score(total)}
+    killed, ran = _killed_ran(total)
+    lo, hi = wilson(killed, ran)
+    return rows, {**{k: total.get(k, 0) for k in COLUMNS}, "mutants": sum(total.values()),
+                  "score %": _score(total), "ci95 %": [lo, hi]}
+
+
+def _killed_ran(c: Counter[str]) -> tuple[int, int]:
+    """Killed (timeouts count as killed, as in mutmut) and the non-equivalent mutants that
+    were checked; a mutant no fast test reaches ("no tests") counts as not killed."""
+    killed = c.get("killed", 0) + c.get("timeout", 0)
+    return killed, killed + sum(c.get(k, 0) for k in ("survived", "suspicious", "no tests"))
 
 
 def _score(c: Counter[str]) -> float | None:
-    """Killed (timeouts count as killed, as in mutmut) over the mutants that were run."""
-    ran = c.get("killed", 0) + c.get("timeout", 0) + c.get("survived", 0) + c.get(
-        "suspicious", 0)
-    return None if not ran else round(100.0 * (c.get("killed", 0) + c.get("timeout", 0)) / ran, 1)
+    killed, ran = _killed_ran(c)
+    return None if not ran else round(100.0 * killed / ran, 1)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float | None]:
+    """The Wilson score interval (in %) of a proportion ``k / n``."""
+    if n == 0:
+        return None, None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return round(100 * (centre - half), 1), round(100 * (centre + half), 1)
+
+
+def load_equivalent(path: Path = EQUIVALENT) -> dict[str, str]:
+    """Mutants judged equivalent by hand (``mutant name = "why"``), from a TOML table."""
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text())
+    bad = {k: v for k, v in data.items() if not isinstance(v, str) or not v.strip()}
+    if bad:
+        raise ValueError(f"{path}: every entry needs a reason string; bad: {sorted(bad)}")
+    return dict(data)
+
+
+def _mutmut(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=tree, env=env,
+                          text=True, stdout=None if args[0] == "run" else subprocess.PIPE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests", nargs="+", default=list(FAST_TESTS), help="pytest selection")
     ap.add_argument("--marker", default="not slow", help="pytest -m expression")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    ap.add_argument("--sample", type=int, default=None, metavar="N",
+                    help="check a seeded uniform random sample of N mutants instead of all "
+                         "(the score then carries a 95 %% Wilson interval)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    ap.add_argument("--rerun", nargs="+", default=None, metavar="MUTANT",
+                    help="with --keep: check these mutants again (e.g. after new tests) "
+                         "in the kept tree, whose tests are refreshed from the repository")
     ap.add_argument("--keep", type=Path, default=None,
                     help="run in this folder and keep it (default: a temporary one)")
     ap.add_argument("--summarise", type=Path, default=None, metavar="TREE",
@@ -119,22 +198,57 @@ def main(argv: list[str] | None = None) -> int:
     for m in args.modules:
         if not (ROOT / m).exists():
             ap.error(f"--modules: {m!r} does not exist under {ROOT}")
+    if args.sample is not None and args.sample < 1:
+        ap.error(f"--sample must be a positive number of mutants, got {args.sample}")
+    if args.rerun and args.keep is None:
+        ap.error("--rerun needs --keep TREE_PARENT of an earlier run")
+    equivalent = load_equivalent()
     partial = sorted(args.modules) != sorted(MODULES) or sorted(args.tests) != sorted(FAST_TESTS)
-    if args.summarise is not None:
-        tree, returncode, seconds = args.summarise, None, float("nan")
-    else:
-        work = (Path(tempfile.mkdtemp(prefix="switchnas-mutate-")) if args.keep is None
-                else args.keep)
-        tree = work / "tree"
+    sample: list[str] | None = None
+    returncode: int | None = None
+    seconds = float("nan")
+    work = (Path(tempfile.mkdtemp(prefix="switchnas-mutate-")) if args.keep is None
+            else args.keep)
+    tree = args.summarise if args.summarise is not None else work / "tree"
+    sample_file = tree / "sample.json"
+    if args.summarise is None and not args.rerun:
         if tree.exists():
             shutil.rmtree(tree)
         make_tree(tree, args.modules, args.tests, args.marker)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         t0 = time.perf_counter()
-        returncode = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                                     str(args.max_children)], cwd=tree, env=env).returncode
+        if args.sample is None:
+            returncode = _mutmut(tree, "run", "--max-children", str(args.max_children)).returncode
+        else:
+            # generate every mutant and collect the test stats; the filter matches nothing,
+            # so mutmut stops right after (its exit status is expected to be non-zero)
+            _mutmut(tree, "run", "--max-children", str(args.max_children),
+                    "switchnas.none.x_none__mutmut_1")
+            names = sorted(all_mutants(tree))
+            if not names:
+                print("mutmut generated no mutants", file=sys.stderr)
+                return 1
+            sample = random.Random(args.seed).sample(names, min(args.sample, len(names)))
+            sample_file.write_text(json.dumps({"seed": args.seed, "of": len(names),
+                                               "mutants": sample}, indent=1))
+            returncode = _mutmut(tree, "run", "--max-children", str(args.max_children),
+                                 *sample).returncode
         seconds = time.perf_counter() - t0
-    counts = outcomes(tree)
+    elif args.rerun:
+        for sub in ("tests",):  # new tests written since the kept run
+            shutil.rmtree(tree / sub)
+            shutil.copytree(ROOT / sub, tree / sub, ignore=_SKIP)
+        t0 = time.perf_counter()
+        returncode = _mutmut(tree, "run", "--max-children", str(args.max_children),
+                             *args.rerun).returncode
+        seconds = time.perf_counter() - t0
+    if sample is None and sample_file.exists():
+        info = json.loads(sample_file.read_text())
+        sample, args.seed = info["mutants"], info["seed"]
+    generated = len(all_mutants(tree)) if tree.exists() else 0
+    counts, by_name = outcomes(tree, None if sample is None else set(sample), set(equivalent))
+    survivors = sorted(n for n, s in by_name.items() if s in ("survived", "no tests",
+                                                               "suspicious"))
+    diffs = {n: _mutmut(tree, "show", n).stdout.strip() for n in survivors}
     if args.keep is None and args.summarise is None:
         shutil.rmtree(work, ignore_errors=True)
     if not counts:
@@ -146,22 +260,36 @@ def main(argv: list[str] | None = None) -> int:
     data = {"partial": partial, "modules": args.modules, "tests": args.tests,
             "marker": args.marker, "mutmut_exit": returncode,
             "seconds": None if seconds != seconds else round(seconds),
-            "total": total, "per_module": rows}
+            "generated": generated,
+            "sample": None if sample is None else {"seed": args.seed, "size": len(sample)},
+            "total": total, "per_module": rows,
+            "equivalent": {n: equivalent[n] for n, s in by_name.items() if s == "equivalent"},
+            "survivors": survivors}
     md = ((f"**PARTIAL**: mutated {', '.join(args.modules)} only (the target is "
            f"{', '.join(MODULES)}); tests: {' '.join(args.tests)} (-m '{args.marker}').\n\n")
           if partial else "")
     if unchecked:
         md += (f"**INTERRUPTED**: {unchecked} of {total['mutants']} mutants were not checked; "
                "the score is over the mutants that were.\n\n")
-    md += (f"Mutation score {total['score %']} % ({total['killed']} killed, {total['timeout']} "
-           f"timed out, {total['survived']} survived, {total['suspicious']} suspicious of "
-           f"{total['mutants']} mutants){'' if seconds != seconds else f' in {seconds / 60:.0f} min'}. "
-           "Survivors include "
-           "equivalent mutants, not yet separated out by hand.\n\n")
+    scope = (f"a seeded random sample (seed {args.seed}) of {len(sample)} of the {generated} "
+             "mutants mutmut generated" if sample is not None else f"{total['mutants']} mutants")
+    lo, hi = total["ci95 %"]
+    md += (f"Mutation score **{total['score %']} %** (95 % interval {lo}–{hi} %) over {scope}: "
+           f"{total['killed']} killed, {total['timeout']} timed out, {total['survived']} "
+           f"survived, {total['no tests']} reached by no fast test, {total['suspicious']} "
+           f"suspicious; {total['equivalent']} survivors judged equivalent by hand "
+           f"(`benchmarks/mutation_equivalent.toml`, reasons below) are left out"
+           f"{'' if seconds != seconds else f'; {seconds / 60:.0f} min'}.\n\n")
     md += markdown_table(rows)
+    if data["equivalent"]:
+        md += "\n## Judged equivalent\n\n" + "".join(
+            f"- `{n}`: {why}\n" for n, why in sorted(data["equivalent"].items()))
+    if survivors:
+        md += "\n## Survivors\n\n" + "".join(
+            f"`{n}`\n\n```diff\n{diffs[n]}\n```\n\n" for n in survivors)
     print(md)
     save_results("mutation", data, md)
-    return 0 if returncode in (0, None) else returncode
+    return 0 if returncode in (0, None) or sample is not None else returncode
 
 
 if __name__ == "__main__":

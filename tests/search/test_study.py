@@ -209,15 +209,18 @@ def test_stale_claims_of_a_killed_worker_are_retried(sqlite_url: str) -> None:
 
 
 RACER = SPACE_CODE + textwrap.dedent("""
-    import sys
+    import sys, time
     from switchnas.search.study import open_study
     st = open_study(sys.argv[1], sys.argv[2], space, ["minimize"])
     todo = configs[:int(sys.argv[3])]
+    print("ready", flush=True)
+    sys.stdin.readline()  # both workers start claiming together
     while True:
         claims = st.claim(todo, limit=3)
         if not claims:
             break
         for c in claims:
+            time.sleep(0.05)  # a measurement takes time: the other worker claims meanwhile
             print(c.key, flush=True)
             st.complete(c, [1.0])
     st.close()
@@ -229,7 +232,16 @@ def _race(url: str, n: int) -> None:
     space, configs = toy()
     with open_study(url, name, space, ["minimize"]):
         pass  # create the study and the tables before the race
-    procs = [run_py(RACER, url, name, str(n)) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, url, name, str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:  # a worker that starts late under load must not find nothing left
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready", p.communicate(timeout=60)[1][-3000:]
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
