@@ -119,8 +119,10 @@ class AdditiveBlockModel(RegressorMixin, BaseEstimator):
 
     Args:
         alphas: candidate penalties; one value means no search.
-        relative: weight each row by ``1 / |y|`` so the fit minimises relative error
-            (what MAPE measures) rather than absolute error.
+        relative: weight each row's squared error by ``1 / |y|`` (the fit minimises
+            ``sum(r**2 / |y|)``, between absolute and squared relative error), and choose
+            alpha by the squared relative error of the held-out folds (what MAPE measures)
+            rather than their absolute error.
         positive: constrain coefficients to be non-negative.
         cv: folds for choosing alpha (fewer when there are few rows).
     """
@@ -166,7 +168,8 @@ class AdditiveBlockModel(RegressorMixin, BaseEstimator):
                     tr = np.setdiff1d(np.arange(len(ya)), f)
                     c, b0 = self._solve(Xs[tr], ya[tr], a)
                     r = (Xs[f] @ c + b0 - ya[f])
-                    # the same row weights as the fit: 1/|y|, floored (a target may be 0)
+                    # squared relative error, 1/|y| floored (a target may be 0); the fit's
+                    # own rows weigh 1/|y| on the squared error (see ``relative``)
                     e += float(np.sum((r / np.maximum(np.abs(ya[f]), 1e-12)) ** 2
                                       if self.relative else r ** 2))
                 errs.append(e)

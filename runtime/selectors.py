@@ -254,9 +254,11 @@ class FeedbackSelector(_Base):
         super().__init__(members, target_ms)
         if not (margin == "auto" or (isinstance(margin, (int, float)) and 0 <= margin < 1)):
             raise ValueError(f"margin must be 'auto' or lie in [0, 1); got {margin!r}")
-        if not 0 <= hysteresis < 1 or not 0 <= min_margin < 1 or not 0 <= stay <= 1:
+        if not 0 <= hysteresis < 1 or not 0 <= min_margin < 1:
             raise ValueError(f"hysteresis and min_margin must lie in [0, 1); got "
                              f"{hysteresis}, {min_margin}")
+        if not 0 <= stay <= 1:
+            raise ValueError(f"stay must lie in [0, 1]; got {stay}")
         if estimator not in ("median", "ewma"):
             raise ValueError(f"estimator={estimator!r}; choose 'median' or 'ewma'")
         if objective not in ("accuracy", "energy"):

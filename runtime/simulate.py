@@ -437,10 +437,19 @@ def format_table(results: Sequence[SimResult]) -> str:
         return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
     rows = [[fmt(r.row()[c]) for c in cols] for r in results]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     body = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _policies(text: str | None, default: str) -> list[str]:
+    """The policies a ``--policy`` value names (``default`` when it is not given)."""
+    names = [p.strip() for p in (default if text is None else text).split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--policy {text!r} names no policy; give a comma-separated list, "
+                         f"e.g. {default}")
+    return names
 
 
 def _number(kind: type, *, low: float, high: float = math.inf, low_open: bool = False,
@@ -512,8 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         target = args.target_ms
         if target is None:
             target = 1.1 * float(np.median([m.latency_ms for m in members]))
-        policies = [p.strip() for p in (args.policy or "feedback,step,static,oracle")
-                    .split(",") if p.strip()]
+        policies = _policies(args.policy, "feedback,step,static,oracle")
         if args.live:
             from ._bundle import load as load_bundle
             from .live import live_replay
@@ -564,8 +572,7 @@ def _main_ops(args: argparse.Namespace) -> int:
             specs.append(ModelSpec(name=names[i], table=t, target_ms=target, accuracy=a,
                                    accuracy_floor=args.accuracy_floor))
         load = make_trace(args.trace, args.n, high=args.high, seed=args.seed)
-        policies = [p.strip() for p in (args.policy or "manager,feedback,schedutil")
-                    .split(",") if p.strip()]
+        policies = _policies(args.policy, "manager,feedback,schedutil")
         results = compare_ops(specs, load, policies=policies, period_ms=args.period_ms,
                               noise=args.noise, seed=args.seed,
                               options={"manager": {"objective": args.objective}})
