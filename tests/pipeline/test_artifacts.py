@@ -146,3 +146,46 @@ def test_store_shares_artifacts_between_run_directories(
     assert len(calls) == 4
     with pytest.raises(ValueError, match="is the run directory"):
         Artifacts(tmp_path / "job5", store=tmp_path / "job5")
+
+
+def test_key_does_not_depend_on_config_key_order(tmp_path: Path) -> None:
+    """The stage key hashes the config canonically: the same config written in another key
+    order (as Hydra or a reloaded JSON may give it) reuses the artifact."""
+    arts = Artifacts(tmp_path)
+    calls: list[int] = []
+
+    def build(tmp: Path) -> None:
+        calls.append(1)
+        (tmp / "b.txt").write_text("b")
+        (tmp / "a.txt").write_text("a")
+
+    a = arts.produce("s", config={"x": 1, "y": {"p": 1, "q": 2}}, inputs={"u": "1", "v": "2"},
+                     build=build)
+    b = arts.produce("s", config={"y": {"q": 2, "p": 1}, "x": 1}, inputs={"v": "2", "u": "1"},
+                     build=build)
+    assert len(calls) == 1 and b.reused and a.manifest["key"] == b.manifest["key"]
+
+
+def test_manifest_records_library_versions() -> None:
+    """``library_versions`` names python and the importable libraries with their versions."""
+    import platform
+
+    import numpy as np
+
+    from switchnas.pipeline.artifacts import library_versions
+
+    v = library_versions()
+    assert v["python"] == platform.python_version()
+    assert v["numpy"] == np.__version__
+    assert v["torch"] == str(__import__("torch").__version__)
+
+
+def test_removed_temporaries_are_logged(tmp_path: Path,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Each removed build folder is named in an info line saying why it was removed."""
+    arts = Artifacts(tmp_path)
+    (tmp_path / ".s.abc123").mkdir()
+    with caplog.at_level(logging.INFO, logger="switchnas"):
+        assert arts.remove_stale_temporaries() == [tmp_path / ".s.abc123"]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert f"removed {tmp_path / '.s.abc123'}, left by an interrupted run" in msgs

@@ -157,3 +157,24 @@ def test_encodings_by_name() -> None:
         assert np.array_equal(encode(name, cfgs[:1]), X[:1])  # rows encode independently
     with pytest.raises(ValueError, match="ofa_mbv3_onehot"):
         encode("nope", cfgs)
+
+
+def test_lut_features_put_each_block_in_its_own_column() -> None:
+    """Column 0 the stem, 1 the first block, ``2 + b`` elastic block ``b`` (0 where
+    inactive), then the 4 head operators in order."""
+    cfg = {"ks": [3, 5, 7, 5] * 5, "e": [3, 4, 6, 4] * 5, "d": [4, 4, 4, 4, 3], "r": 160}
+    ops = mbv3_operators(cfg)
+    table = {op.lut_key(): float(i + 1) for i, op in enumerate(ops)}
+    F = mbv3_lut_features([cfg], table)[0]
+    assert F[0] == table[ops[0].lut_key()] and F[1] == table[ops[1].lut_key()]
+    for op in ops:
+        if op.block >= 0:
+            assert F[2 + op.block] == table[op.lut_key()], op.block
+    assert F[21] == 0.0  # block 19 is beyond stage 5's depth of 3
+    np.testing.assert_array_equal(F[22:], [table[op.lut_key()] for op in ops[-4:]])
+
+
+def test_one_hot_names_an_unencoded_resolution() -> None:
+    cfg = {**_cfgs(1)[0], "r": 200}
+    with pytest.raises(ValueError, match=r"^r=200 is not among the encoded choices \[128, 224\]"):
+        mbv3_one_hot([cfg], resolutions=[128, 224])

@@ -131,3 +131,26 @@ def test_ensemble_spread_comes_through(net: OFAResNet50Net) -> None:
     mean, std = FittedPredictor(model, "operators").predict_configs(net, configs,
                                                                     return_std=True)
     assert mean.shape == std.shape == (16,) and np.all(std >= 0) and np.any(std > 0)
+
+
+class _BothHooks:
+    """A super-network with both hooks: the genome hook must be the one used."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def predictor_encodings_genomes(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls.append("genomes")
+        return {"g": np.asarray(genomes) * 2}
+
+    def predictor_encodings(self, configs: list[dict]) -> dict[str, np.ndarray]:
+        self.calls.append("configs")
+        raise AssertionError("the config path must not be taken when the genome hook exists")
+
+
+def test_genome_encodings_prefer_the_genome_hook() -> None:
+    net = _BothHooks()
+    out = genome_encodings(net, np.array([[1, 2], [3, 4]]))
+    assert net.calls == ["genomes"]
+    assert out["g"].dtype == np.float64
+    np.testing.assert_array_equal(out["g"], [[2.0, 4.0], [6.0, 8.0]])

@@ -123,3 +123,32 @@ def test_edited_or_incomplete_files_are_refused(tmp_path: Path) -> None:
     path.with_name(path.name + ".json").write_text('{"format": "other"}')
     with pytest.raises(PredictorFileError, match="format"):
         load_predictor(path)
+
+
+def test_a_file_without_an_estimator_names_what_it_holds(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    path.write_bytes(sio.dumps({"a": 1}))
+    _rehash(path)
+    with pytest.raises(PredictorFileError, match=r"holds a dict, not an estimator"):
+        load_predictor(path)
+
+
+def test_writes_go_through_a_hidden_temporary_beside_the_target(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file is written to ``.<name>.<random>`` in the same folder, then renamed: a
+    crash leaves no half-written file under the real name, only a hidden one."""
+    from switchnas.predictors import persist
+
+    moves: list[tuple[Path, Path]] = []
+    real = os.replace
+
+    def spy(src: str, dst: str | Path) -> None:
+        moves.append((Path(src), Path(dst)))
+        real(src, dst)
+
+    monkeypatch.setattr(persist.os, "replace", spy)
+    path = _saved(tmp_path)
+    assert [d for _, d in moves] == [path, path.with_name(path.name + ".json")]
+    for src, dst in moves:
+        assert src.parent == dst.parent and src.name.startswith(f".{dst.name}.")
+        assert not src.exists()

@@ -51,3 +51,17 @@ def test_bad_arguments() -> None:
         select_predictor(X, -y, log_target=True)
     with pytest.raises(ValueError, match="at least 4"):
         select_predictor(X[:3], y[:3])
+
+
+def test_log_target_wraps_the_named_predictor() -> None:
+    """``log_target`` fits the chosen candidate itself on ``log(y)``, not a default."""
+    from sklearn.compose import TransformedTargetRegressor
+
+    from switchnas.predictors.models import LUTSum, OneHotRidge
+
+    X, y = _linear(20)
+    est, _ = select_predictor(X, y, candidates=["ridge"], log_target=True)
+    assert isinstance(est, TransformedTargetRegressor)
+    assert isinstance(est.regressor, OneHotRidge) and isinstance(est.regressor_, OneHotRidge)
+    est, _ = select_predictor(X, y, candidates=["lut"], log_target=True)
+    assert isinstance(est.regressor_, LUTSum)

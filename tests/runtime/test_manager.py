@@ -246,3 +246,36 @@ def test_a_missed_deadline_is_acted_on_at_once() -> None:
 
     assert misses(True) == 1
     assert misses(False) == 2
+
+
+def test_selector_options_may_not_choose_what_the_levels_choose() -> None:
+    spec = ModelSpec(name="a", table=TABLE, target_ms=10.0)
+    for key in ("objective", "operating_points"):
+        with pytest.raises(ValueError) as info:
+            HierarchicalManager([spec], selector_options={key: "energy"})
+        assert str(info.value) == ("selector_options may not set 'objective' or "
+                                   "'operating_points': the manager's levels choose those")
+
+
+@settings(max_examples=25, deadline=None)
+@given(load=st.floats(0.5, 4.0), contention=st.floats(1.0, 3.0),
+       target=st.floats(3.0, 40.0))
+def test_decisions_predict_table_times_load_times_contention(load: float, contention: float,
+                                                             target: float) -> None:
+    """``predicted_ms`` is the member's table latency at the point times the model's load
+    estimate times the point's contention factor, and ``feasible`` compares it with the
+    target."""
+    mgr = HierarchicalManager([ModelSpec(name="a", table=TABLE, target_ms=target)],
+                              selector_options={"margin": 0.05})
+    first = mgr.decisions["a"]
+    assert first.load == 1.0
+    assert first.predicted_ms == pytest.approx(TABLE.latency(first.member, first.point))
+    mgr.step({}, contention={p: contention for p in mgr.points})
+    for _ in range(4):
+        d = mgr.decisions["a"]
+        ms = TABLE.latency(d.member, d.point) * load * contention
+        d = mgr.step({"a": ms})["a"]
+        assert d.load == pytest.approx(mgr.load("a"))
+        want = TABLE.latency(d.member, d.point) * d.load * contention
+        assert d.predicted_ms == pytest.approx(want)
+        assert d.feasible == (d.predicted_ms <= target)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,30 @@ def test_onnx_refusals(onnx_bundle: Path, bundle_dir: Path, tmp_path: Path) -> N
         load_onnx(copy)
     with pytest.raises(BundleError, match="truncated or replaced"):
         rt.load(copy)
+
+
+def test_onnx_call_feeds_a_contiguous_float32_x() -> None:
+    """``OnnxBundle.__call__`` hands the active member's session one C-contiguous float32
+    input named ``x`` (onnxruntime refuses float64) and returns its first output."""
+    from switchnas.runtime.onnx import OnnxBundle
+
+    class Session:
+        def __init__(self) -> None:
+            self.feeds: list[dict[str, np.ndarray]] = []
+
+        def run(self, names: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            assert names is None
+            self.feeds.append(feed)
+            return [feed["x"].sum(axis=(1, 2, 3)), np.zeros(1)]
+
+    b = OnnxBundle.__new__(OnnxBundle)  # the sessions without onnxruntime
+    b._sessions = {"m0": Session(), "m1": Session()}
+    b._lock = threading.Lock()
+    b._active = "m1"
+    x = np.arange(2 * 3 * 4 * 4, dtype=np.float64).reshape(2, 3, 4, 4)[..., ::-1]
+    out = b(x)
+    (feed,) = b._sessions["m1"].feeds
+    assert list(feed) == ["x"] and not b._sessions["m0"].feeds
+    assert feed["x"].dtype == np.float32 and feed["x"].flags.c_contiguous
+    np.testing.assert_array_equal(feed["x"], x.astype(np.float32))
+    np.testing.assert_allclose(out, x.sum(axis=(1, 2, 3)))

@@ -273,3 +273,34 @@ def test_selectors_are_thread_safe(name: str) -> None:
     assert errors == []
     assert sel.steps == 8000 and sel.invalid_readings == 2000
     assert sel.current in PRED
+
+
+@pytest.mark.parametrize("options", [{"min_margin": 1.0}, {"min_margin": -0.01},
+                                     {"hysteresis": 1.0}, {"stay": 1.01}])
+def test_feedback_bounds_of_its_options(options: dict[str, float]) -> None:
+    """``min_margin`` and ``hysteresis`` lie in [0, 1), ``stay`` in [0, 1]."""
+    with pytest.raises(ValueError, match="must lie in"):
+        make_selector("feedback", MEMBERS, target_ms=10.0, **options)
+    make_selector("feedback", MEMBERS, target_ms=10.0, stay=1.0, min_margin=0.99)
+
+
+def test_feedback_auto_margin_starts_from_the_sixth_sample() -> None:
+    """The auto margin stays 0.1 until six samples (five successive differences) are in;
+    the sixth sets it from their spread: slowdowns alternating 1 and 2 give differences of
+    log 2, so twice the robust spread exceeds 0.5, the cap."""
+    sel = S.FeedbackSelector([MemberInfo("A", 0.6, 2.0)], target_ms=100.0)
+    for i in range(5):
+        sel.step(2.0 * (1 + i % 2))
+        assert sel.margin == 0.1
+    sel.step(2.0 * 2)
+    assert sel.margin == 0.5
+
+
+def test_step_selector_keeps_a_level_whose_mean_equals_the_target() -> None:
+    """Down only when the window's mean exceeds the target: a mean exactly at the target
+    keeps the level."""
+    members = [MemberInfo("A", 0.6, 1.0), MemberInfo("B", 0.8, 2.0)]
+    sel = make_selector("step", members, target_ms=2.0, window=2, start="B")
+    assert sel.current == "B"
+    assert [sel.step(2.0) for _ in range(6)] == ["B"] * 6
+    assert sel.step(2.5) == "A"  # mean 2.25 > 2: down

@@ -396,3 +396,63 @@ def test_accuracy_tolerance_keeps_points_within_the_noise() -> None:
                                 accuracy_tolerance=0.5).tolist()
     with pytest.raises(ValueError, match="accuracy_tolerance"):
         pick_family(lat, acc, 2, accuracy_tolerance=-1)
+
+
+# -- options and generations ---------------------------------------------------------------
+def test_checked_options_names_the_allowed_options() -> None:
+    """The decorator itself (applied here, at test time): known keyword options pass,
+    an unknown one or a positional one is a TypeError listing the allowed options."""
+    from switchnas.search.strategies import _checked_options
+
+    class Opt:
+        @_checked_options
+        def __init__(self, *, alpha: int = 1, beta: int = 2) -> None:
+            self.alpha, self.beta = alpha, beta
+
+    assert Opt(beta=3).beta == 3 and Opt().alpha == 1
+    with pytest.raises(TypeError, match=re.escape(
+            "Opt: unknown option 'alpah' (did you mean 'alpha'?); allowed options are "
+            "['alpha', 'beta']")):
+        Opt(alpah=1)
+    with pytest.raises(TypeError, match=re.escape(
+            "Opt takes keyword options only; allowed: ['alpha', 'beta']")):
+        Opt(1)
+
+
+def _grid_space() -> ChoiceSpace:
+    return ChoiceSpace("grid", [Dimension("x", [[0, 1, 2, 3]] * 6)])  # 4096 sub-networks
+
+
+def _grid_score(g: np.ndarray) -> np.ndarray:
+    g = np.asarray(g, float)
+    return np.stack([g.sum(axis=1), -(g ** 2).sum(axis=1)], axis=1)
+
+
+@pytest.mark.parametrize("population", [4, 8, 20])
+def test_evolution_scores_a_full_first_population(population: int) -> None:
+    """The first generation is a whole population (the extremes, then random samples),
+    in a space far larger than it."""
+    res = EvolutionSearch(population=population, budget=2 * population).run(
+        _grid_space(), _grid_score, seed=0)
+    assert res.history[0]["generation"] == 0
+    assert res.history[0]["new"] == population
+
+
+def test_evolution_ranks_only_the_fronts_selection_needs(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """After the first generation, parents and children are ranked only until the
+    fronts hold a population (``until=population``): the rest need no exact rank."""
+    from switchnas.search import strategies
+
+    calls: list[int | None] = []
+    real = strategies.rank_and_crowding
+
+    def spy(obj: np.ndarray, viol: np.ndarray, until: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(until)
+        return real(obj, viol, until=until)
+
+    monkeypatch.setattr(strategies, "rank_and_crowding", spy)
+    EvolutionSearch(population=8, budget=40).run(_grid_space(), _grid_score, seed=0)
+    assert len(calls) >= 2
+    assert calls[0] is None and set(calls[1:]) == {8}

@@ -282,3 +282,63 @@ def test_record_measurements_accumulates(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="validate", storage=f"sqlite:///{db}")
     assert sorted(t.values[0] for t in study.best_trials) == [1.0, 2.0, 3.0]
     assert study.trials[2].user_attrs["extra"] == [2]
+
+
+# -- in-process details ----------------------------------------------------------------------
+def test_the_claims_table_requires_every_field_but_the_trial(sqlite_url: str) -> None:
+    """The claims table's schema: only ``trial_id`` may be NULL (while a claim's trial is
+    being created); a row without worker, token, time or config is refused."""
+    import sqlalchemy as sa
+
+    space, _ = toy()
+    with open_study(sqlite_url, "s", space, ["minimize"]):
+        pass
+    engine = sa.create_engine(sqlite_url)
+    try:
+        cols = {c["name"]: c["nullable"] for c in sa.inspect(engine).get_columns(
+            "switchnas_claims")}
+    finally:
+        engine.dispose()
+    assert cols == {"id": False, "study_id": False, "config_key": False, "trial_id": True,
+                    "worker": False, "token": False, "claimed_at": False, "config": False}
+
+
+def test_a_postgres_url_without_a_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    for module in ("psycopg2", "psycopg"):
+        monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
+    with pytest.raises(ImportError) as err:
+        storage_url("postgresql://u@h:5/db")
+    assert str(err.value) == ("a postgresql:// storage needs a PostgreSQL driver: "
+                              "pip install 'switchnas[postgres]' (psycopg2-binary)")
+
+
+def test_the_heartbeat_thread_never_keeps_the_process_alive(sqlite_url: str) -> None:
+    """The heartbeat of held claims runs in a daemon thread: a process that ends without
+    closing its study (a crash, a forgotten close) still exits."""
+    import threading
+
+    space, configs = toy()
+    name = f"hb-{uuid.uuid4().hex[:8]}"
+    with open_study(sqlite_url, name, space, ["minimize"], heartbeat_s=60) as st:
+        assert st.claim(configs[:1])
+        beats = [t for t in threading.enumerate() if t.name == f"switchnas-heartbeat-{name}"]
+        assert len(beats) == 1 and beats[0].daemon
+
+
+def test_a_measurement_completed_after_its_claim_went_stale_is_kept(sqlite_url: str
+                                                                    ) -> None:
+    """A worker whose trial was failed as stale still records its measurement (as a new
+    trial); the sub-network then counts as measured and is never claimed again."""
+    space, configs = toy()
+    with open_study(sqlite_url, "s", space, ["minimize"]) as st:
+        (c,) = st.claim(configs[:1])
+        # what fail_stale does to the trial of a worker that stalled past the grace period
+        st.storage.set_trial_state_values(c.trial_id, optuna.trial.TrialState.FAIL)
+        st.complete(c, [4.0])
+        got, obj, _ = st.completed()
+        assert got == configs[:1] and obj.tolist() == [[4.0]]
+        assert st.claim(configs[:1]) == []
+        states = [t.state.name for t in optuna.load_study(study_name="s",
+                                                          storage=sqlite_url).trials]
+        assert states == ["FAIL", "COMPLETE"]
