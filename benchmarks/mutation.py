@@ -234,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                                  *sample).returncode
         seconds = time.perf_counter() - t0
     elif args.rerun:
-        for sub in ("tests",):  # new tests written since the kept run
-            shutil.rmtree(tree / sub)
-            shutil.copytree(ROOT / sub, tree / sub, ignore=_SKIP)
+        for dest in (tree / "tests", tree / "mutants" / "tests"):  # tests written since
+            shutil.rmtree(dest, ignore_errors=True)                 # (mutmut runs its copy)
+            shutil.copytree(ROOT / "tests", dest, ignore=_SKIP)
         t0 = time.perf_counter()
         returncode = _mutmut(tree, "run", "--max-children", str(args.max_children),
                              *args.rerun).returncode
