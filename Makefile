@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.switchnas-installed
+# pytest-xdist workers of `make test` (tests/conftest.py gives each its share of the cores)
+TEST_WORKERS ?= 2
 
 # PyTorch is pinned here, per machine kind, never resolved by pip on its own (an
 # unpinned torch pulls a multi-GB build). pyproject.toml only declares compatible ranges.
@@ -27,9 +29,9 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/switchnas run
 
-## The whole test suite (what CI runs).
+## The whole test suite (what CI runs), in TEST_WORKERS parallel workers.
 test: setup
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

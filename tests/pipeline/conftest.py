@@ -19,6 +19,14 @@ def _switchnas(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess
                           timeout=timeout)
 
 
+#: The tiny preset as the session's shared runs use it, and every command that continues
+#: one of them must repeat (so its stages keep their keys): half the preset's training and
+#: two batches of batch-norm recalibration per score. What these runs check is the chain's
+#: plumbing and the artefacts' contracts, not the accuracy a tiny run reaches.
+TINY = ("preset=tiny", "supernet.presets.tiny.task.epochs_per_phase=0.5",
+        "+supernet.task.calib_batches=2")
+
+
 @pytest.fixture(scope="session")
 def artifact_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One content-addressed artifact store (``store=<path>``) for the session's tiny runs,
@@ -29,10 +37,10 @@ def artifact_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, artifact_store: Path
              ) -> tuple[Path, str]:
-    """``switchnas run preset=tiny`` (the search loop, explore): its run dir and stdout."""
+    """``switchnas run`` with :data:`TINY` (the search loop, explore): its run dir and
+    stdout."""
     run_dir = tmp_path_factory.mktemp("tiny")
-    proc = _switchnas("run", "preset=tiny", f"hydra.run.dir={run_dir}",
-                      f"store={artifact_store}")
+    proc = _switchnas("run", *TINY, f"hydra.run.dir={run_dir}", f"store={artifact_store}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc.stdout
 
@@ -45,7 +53,7 @@ def oneshot_run(tmp_path_factory: pytest.TempPathFactory, artifact_store: Path
     Its ``train`` stage has the same key as ``tiny_run``'s: whichever of the two runs
     second copies the trained super-network from the session's artifact store."""
     run_dir = tmp_path_factory.mktemp("oneshot")
-    proc = _switchnas("run", "preset=tiny", "explore.enabled=false", f"hydra.run.dir={run_dir}",
+    proc = _switchnas("run", *TINY, "explore.enabled=false", f"hydra.run.dir={run_dir}",
                       f"store={artifact_store}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc.stdout

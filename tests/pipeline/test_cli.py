@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from .conftest import TINY
 from .test_export_io import check_hat_bundle_translates
 
 CLI = [sys.executable, "-m", "switchnas.pipeline.cli"]
@@ -83,7 +84,7 @@ def test_a_larger_budget_continues_the_study(tiny_run: tuple[Path, str], tmp_pat
     src, _ = tiny_run
     run_dir = tmp_path / "run"
     shutil.copytree(src, run_dir)
-    proc = switchnas("explore", "preset=tiny", f"hydra.run.dir={run_dir}", "explore.budget=40")
+    proc = switchnas("explore", *TINY, f"hydra.run.dir={run_dir}", "explore.budget=40")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((run_dir / "explore" / "stage.json").read_text())["summary"]
     assert summary["evaluations"] == 10 and summary["measured"] == 40
@@ -155,7 +156,7 @@ def test_rerun_reuses_every_stage_and_stages_run_alone(tiny_run: tuple[Path, str
     run_dir, _ = tiny_run
     stale = run_dir / ".explore.k1ll3d00"  # what a killed run leaves behind
     (stale / "sub").mkdir(parents=True)
-    proc = switchnas("family", "preset=tiny", f"hydra.run.dir={run_dir}")
+    proc = switchnas("family", *TINY, f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not stale.exists()
     log = (run_dir / "cli.log").read_text() if (run_dir / "cli.log").exists() else proc.stderr
@@ -167,7 +168,7 @@ def test_rerun_reuses_every_stage_and_stages_run_alone(tiny_run: tuple[Path, str
 def test_infeasible_constraint_fails_cleanly(oneshot_run: tuple[Path, str]) -> None:
     run_dir, _ = oneshot_run
     before = (run_dir / "search" / "stage.json").read_text()
-    proc = switchnas("search", "preset=tiny", f"hydra.run.dir={run_dir}",
+    proc = switchnas("search", *TINY, f"hydra.run.dir={run_dir}",
                      "search.max_latency_ms=0.0001")
     assert proc.returncode == 2
     assert "search.max_latency_ms=0.0001 is infeasible" in proc.stderr
@@ -271,7 +272,7 @@ def test_reduced_space_fine_tune_and_search(tiny_run: tuple[Path, str], tmp_path
     from switchnas.supernets.ofa.mbv3 import MobileNetV3Space
 
     run_dir, _ = tiny_run
-    proc = switchnas("reduce", "preset=tiny", f"hydra.run.dir={run_dir}")
+    proc = switchnas("reduce", *TINY, f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     space_file = run_dir / "reduce" / "space.json"
     reduced = MobileNetV3Space.from_dict(read_space_file(space_file))
