@@ -8,9 +8,10 @@ Energy needs ``pynvml`` (the ``nvidia-ml-py`` package) and a driver that impleme
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from typing import Any
+
+from switchnas.runtime.energy import NvmlEnergyReader, energy_per_call
 
 from .base import Measurement
 from .batch import BatchPolicy, BatchResult, Timer, measure_workloads
@@ -37,36 +38,6 @@ def _require_cuda(index: int) -> None:
     if not 0 <= index < n:
         raise ValueError(f"cuda hardware plugin: device={index} does not exist; "
                          f"choose from {list(range(n))}")
-
-
-class _Energy:
-    """NVML total-energy counter of one GPU (mJ), or the reason it is unavailable."""
-
-    def __init__(self, index: int):
-        self.handle: Any = None
-        self.reason: str | None = None
-        try:
-            import pynvml
-        except ImportError:
-            self.reason = "pynvml is not installed (pip install nvidia-ml-py)"
-            return
-        try:
-            import torch
-
-            pynvml.nvmlInit()
-            uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-            try:
-                self.handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
-            except Exception:  # noqa: BLE001 - uuid formats differ; fall back to the index
-                self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
-        except Exception as exc:  # noqa: BLE001 - any NVML failure means no energy
-            self.handle = None
-            self.reason = f"NVML energy counter unavailable: {type(exc).__name__}: {exc}"
-        self._nvml = pynvml
-
-    def read_mj(self) -> float:
-        return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
 
 
 class CUDAPlugin:
@@ -109,7 +80,7 @@ class CUDAPlugin:
             warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats,
             max_seconds=max_seconds, tol=tol, window=window, outlier_mad=outlier_mad,
             sample_timeout_s=sample_timeout_s, max_timeouts=max_timeouts)
-        self._energy: _Energy | None = None
+        self._energy: NvmlEnergyReader | None = None
 
     def describe(self) -> dict[str, Any]:
         import torch
@@ -233,23 +204,18 @@ class CUDAPlugin:
         import torch
 
         if self._energy is None:
-            self._energy = _Energy(self.device)
-        meter = self._energy
-        if meter.handle is None:
-            return None, {"energy_unavailable": meter.reason}
+            uuid = getattr(torch.cuda.get_device_properties(self.device), "uuid", None)
+            self._energy = NvmlEnergyReader(index=self.device,
+                                            uuid=None if uuid is None else str(uuid))
         runs = 0
+
+        def run() -> None:
+            nonlocal runs
+            call_module(model, xs)
+            runs += 1
+            if runs % 10 == 0:  # keep the launch queue short
+                torch.cuda.synchronize()
+
         with torch.cuda.device(dev), torch.inference_mode():
-            torch.cuda.synchronize()
-            e0, t0 = meter.read_mj(), time.perf_counter()
-            while runs == 0 or time.perf_counter() - t0 < self.energy_seconds:
-                call_module(model, xs)
-                runs += 1
-                if runs % 10 == 0:
-                    torch.cuda.synchronize()
-            torch.cuda.synchronize()
-            e1, t1 = meter.read_mj(), time.perf_counter()
-        if e1 <= e0:
-            return None, {"energy_unavailable": "NVML energy counter did not advance in "
-                          f"{t1 - t0:.3f} s (raise energy_seconds)", "energy_runs": runs}
-        return (e1 - e0) / runs, {"energy_runs": runs, "energy_s": round(t1 - t0, 4),
-                                  "avg_power_w": round((e1 - e0) / 1e3 / (t1 - t0), 3)}
+            return energy_per_call(run, self._energy, seconds=self.energy_seconds,
+                                   sync=torch.cuda.synchronize)

@@ -150,11 +150,14 @@ class NvmlEnergyReader:
 
     Args:
         index: the GPU's NVML index.
+        uuid: the GPU's UUID (with or without NVML's ``GPU-`` prefix), tried before
+            ``index``: CUDA and NVML may number the GPUs differently (``torch`` reports a
+            device's UUID). An unknown UUID falls back to ``index``.
     """
 
     energy_source = "nvml"
 
-    def __init__(self, *, index: int = 0) -> None:
+    def __init__(self, *, index: int = 0, uuid: str | None = None) -> None:
         self.index = index
         self.handle: Any = None
         self.reason: str | None = None
@@ -166,7 +169,14 @@ class NvmlEnergyReader:
             return
         try:
             pynvml.nvmlInit()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            if uuid is not None:
+                name = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+                try:
+                    self.handle = pynvml.nvmlDeviceGetHandleByUUID(name)
+                except Exception:  # noqa: BLE001 - UUID formats differ; use the index
+                    self.handle = None
+            if self.handle is None:
+                self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
         except Exception as exc:  # noqa: BLE001 - any NVML failure means no energy
             self.handle = None

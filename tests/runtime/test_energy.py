@@ -3,6 +3,8 @@ the power model from a documented voltage/frequency table."""
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,60 @@ def test_unreadable_counters_say_why(tmp_path: Path) -> None:
         import pynvml  # noqa: F401
     except ImportError:
         assert not nvml.available and "pynvml is not installed" in str(nvml.reason)
+
+
+def _fake_nvml(energy: list[int]) -> types.ModuleType:
+    """A pynvml with GPU 0 (UUID ``GPU-aaaa``) and GPU 1 (``GPU-bbbb``) whose energy
+    counters read ``energy`` in turn; unknown UUIDs and indices raise."""
+    mod = types.ModuleType("pynvml")
+    uuids = {"GPU-aaaa": "h0", "GPU-bbbb": "h1"}
+    mod.nvmlInit = lambda: None  # type: ignore[attr-defined]
+
+    def by_uuid(u: str) -> str:
+        if u not in uuids:
+            raise RuntimeError(f"unknown uuid {u}")
+        return uuids[u]
+
+    def by_index(i: int) -> str:
+        if i not in (0, 1):
+            raise RuntimeError(f"no GPU {i}")
+        return f"h{i}"
+
+    def total(handle: str) -> int:
+        assert handle in ("h0", "h1")
+        return energy.pop(0) if len(energy) > 1 else energy[0]
+
+    mod.nvmlDeviceGetHandleByUUID = by_uuid  # type: ignore[attr-defined]
+    mod.nvmlDeviceGetHandleByIndex = by_index  # type: ignore[attr-defined]
+    mod.nvmlDeviceGetTotalEnergyConsumption = total  # type: ignore[attr-defined]
+    return mod
+
+
+@pytest.mark.parametrize(("kwargs", "handle"), [
+    ({"index": 0, "uuid": "bbbb"}, "h1"),         # the UUID wins over the index
+    ({"index": 0, "uuid": "GPU-bbbb"}, "h1"),     # with NVML's prefix too
+    ({"index": 1, "uuid": "no-such-gpu"}, "h1"),  # an unknown UUID falls back to the index
+    ({"index": 1}, "h1"),
+])
+def test_nvml_reader_picks_the_gpu_by_uuid_then_index(monkeypatch: pytest.MonkeyPatch,
+                                                      kwargs: dict, handle: str) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([1000]))
+    reader = NvmlEnergyReader(**kwargs)
+    assert reader.available and reader.handle == handle and reader.reason is None
+
+
+def test_nvml_energy_per_call_and_an_unknown_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    # probe read, then before/after: 1000 -> 1600 mJ over the calls
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([1000, 1000, 1600]))
+    calls: list[int] = []
+    energy, info = energy_per_call(lambda: calls.append(1), NvmlEnergyReader(index=0),
+                                   seconds=0.0)
+    assert energy == pytest.approx(600.0 / len(calls)) and info["energy_source"] == "nvml"
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([1000]))
+    bad = NvmlEnergyReader(index=7, uuid="nope")
+    assert not bad.available and "no GPU 7" in str(bad.reason)
+    energy, info = energy_per_call(lambda: None, bad, seconds=0.0)
+    assert energy is None and "no GPU 7" in info["energy_unavailable"]
 
 
 @pytest.mark.parametrize("name", sorted(POWER_MODELS))
