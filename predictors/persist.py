@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..runtime.files import atomic_write_bytes
 from .fitted import FittedPredictor
 
 __all__ = ["FORMAT", "MAX_BYTES", "TRUSTED_TYPES", "PredictorFileError", "SavedPredictor",
@@ -64,17 +63,6 @@ def _meta_path(path: Path) -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_predictor(model: Any, path: str | Path, *, encoding: str | None = None,
@@ -121,8 +109,8 @@ def save_predictor(model: Any, path: str | Path, *, encoding: str | None = None,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "sha256": _sha256(data), "bytes": len(data)}
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, data)
-    _atomic_write(_meta_path(target), (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(target, data)
+    atomic_write_bytes(_meta_path(target), (json.dumps(meta, indent=2) + "\n").encode())
     return target
 
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .files import atomic_write_text
+
 __all__ = [
     "CPUFREQ_ROOT",
     "CombinedKnob",
@@ -695,7 +697,6 @@ def save_point_table(table: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         ValueError: as :func:`validate_point_table`, or the table is not plain JSON.
     """
     import json
-    import tempfile
 
     data = validate_point_table(table)
     target = Path(path)
@@ -703,16 +704,7 @@ def save_point_table(table: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"operating-point table is not plain JSON: {exc}") from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                               dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(target, text + "\n")
     return target
 
 

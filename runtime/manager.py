@@ -42,14 +42,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write_json
 from .knobs import validate_point_table
 from .selectors import FeedbackSelector, MemberInfo
 
@@ -183,17 +182,7 @@ class OpTable:
 
     def write(self, path: str | Path) -> Path:
         """Write the JSON form atomically (temporary file in the same folder, then rename)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self.to_dict(), indent=2) + "\n")
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return atomic_write_json(path, self.to_dict())
 
 
 def _positive(v: Any) -> bool:

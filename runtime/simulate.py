@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
-import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ._manifest import BundleError, read_manifest
+from .files import atomic_write_json
 from .governors import Governor, frequencies_of, make_governor
 from .manager import HierarchicalManager, ModelSpec, OpTable
 from .selectors import MemberInfo, make_selector
@@ -598,18 +598,7 @@ def _fastest_point_of(table: OpTable) -> str:
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON atomically (temporary file in the same folder, then rename)."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, data)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from switchnas.runtime.files import atomic_write_json
 from switchnas.supernets.space import ChoiceSpace
 
 __all__ = ["allowed_choices", "allowed_choices_from_fronts", "read_space_file", "reduce_space",
@@ -95,17 +96,8 @@ def reduce_space(space: ChoiceSpace, configs: Sequence[Mapping[str, Any]], *,
 def write_space_file(path: Path, space: ChoiceSpace, *, source: Mapping[str, Any] | None = None
                      ) -> Path:
     """Write ``{"space": ..., "source": ...}`` as JSON (atomically)."""
-    import os
-    import tempfile
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {"space": space.to_dict(), "source": dict(source or {})}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_json(path, payload)
 
 
 #: The largest space file read (a reduced space of any real super-network is a few KB).

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from switchnas.runtime.files import atomic_write_json
+
 __all__ = ["CheckpointDir", "capture_rng", "pack", "restore_optimisation", "restore_rng",
            "training_state", "unpack"]
 
@@ -165,14 +167,7 @@ class CheckpointDir:
             raise
         meta = {"format": _FORMAT, "tensors": name, "sha256": _sha256(self.path / name),
                 "state": tree}
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".checkpoint.", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(meta, f)
-            os.replace(tmp, self.path / "checkpoint.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(self.path / "checkpoint.json", meta, indent=None)
         for old in self.path.glob("tensors-*.safetensors"):
             if old.name != name:
                 old.unlink(missing_ok=True)

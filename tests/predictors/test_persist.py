@@ -137,7 +137,6 @@ def test_writes_go_through_a_hidden_temporary_beside_the_target(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each file is written to ``.<name>.<random>`` in the same folder, then renamed: a
     crash leaves no half-written file under the real name, only a hidden one."""
-    from switchnas.predictors import persist
 
     moves: list[tuple[Path, Path]] = []
     real = os.replace
@@ -146,7 +145,7 @@ def test_writes_go_through_a_hidden_temporary_beside_the_target(
         moves.append((Path(src), Path(dst)))
         real(src, dst)
 
-    monkeypatch.setattr(persist.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     path = _saved(tmp_path)
     assert [d for _, d in moves] == [path, path.with_name(path.name + ".json")]
     for src, dst in moves:
