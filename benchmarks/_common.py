@@ -10,10 +10,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from switchnas.runtime.files import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -67,15 +68,6 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None)
     return "\n".join(out) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read by anyone
-    os.replace(tmp, path)
-
-
 def save_results(name: str, data: dict[str, Any], markdown: str,
                  out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write ``<name>.json`` (``data`` plus the machine) and ``<name>.md``."""
@@ -83,8 +75,8 @@ def save_results(name: str, data: dict[str, Any], markdown: str,
     m = machine()
     payload = {"benchmark": name, "machine": m, **data}
     jpath, mpath = out / f"{name}.json", out / f"{name}.md"
-    _atomic_write(jpath, json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write_text(jpath, json.dumps(payload, indent=2, default=str) + "\n")
     header = (f"# {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
               f"Python {m['python']}, {m['versions']} ({m['date']})\n\n")
-    _atomic_write(mpath, header + markdown)
+    atomic_write_text(mpath, header + markdown)
     return jpath, mpath
