@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summarise", type=Path, default=None, metavar="TREE",
                     help="do not run: summarise the mutants of an earlier --keep run "
                          "(TREE is its tree/ folder), e.g. one that was interrupted")
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="write mutation.json/.md here instead of benchmarks/results/ "
+                         "(e.g. for a one-module run that should not replace the saved score)")
     args = ap.parse_args(argv)
     for m in args.modules:
         if not (ROOT / m).exists():
@@ -288,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         md += "\n## Survivors\n\n" + "".join(
             f"`{n}`\n\n```diff\n{diffs[n]}\n```\n\n" for n in survivors)
     print(md)
-    save_results("mutation", data, md)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    save_results("mutation", data, md, out_dir=args.out)
     return 0 if returncode in (0, None) or sample is not None else returncode
 
 
