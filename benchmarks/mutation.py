@@ -54,6 +54,12 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 #: and a runtime-checkable Protocol with extra attributes no longer matches its
 #: implementations (their bodies are only docstrings and ``...`` anyway).
 _PROTOCOL = re.compile(r"^(class \w+\((?:[^)]*\b)?Protocol\b[^)]*\):)", re.M)
+#: mutmut leaves decorated functions unmutated, which would hide e.g. the whole of
+#: ``beam_search`` (``@torch.no_grad()``) from the score; in the copy, these decorators of
+#: module-level functions are applied at the end of the module instead (same behaviour once
+#: the module is imported: nothing in these modules calls them at import time).
+_HOISTED = ("torch.no_grad()", "contextmanager")
+_DECORATED = re.compile(r"^@(" + "|".join(map(re.escape, _HOISTED)) + r")\n(def (\w+)\()", re.M)
 EQUIVALENT = Path(__file__).resolve().parent / "mutation_equivalent.toml"
 _SKIP = shutil.ignore_patterns(".venv", ".git", "runs", "outputs", "multirun", "mutants",
                                "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
@@ -69,20 +75,37 @@ def make_tree(dest: Path, modules: list[str], tests: list[str], marker: str) -> 
     (pkg / "__init__.py").write_text("")
     for name in PACKAGES:
         shutil.copytree(ROOT / name, pkg / name, ignore=_SKIP)
-    for source in pkg.rglob("*.py"):  # see _PROTOCOL
+    for source in pkg.rglob("*.py"):
         text = source.read_text()
         marked = _PROTOCOL.sub(r"\1  # pragma: no mutate block", text)
+        marked = hoist_decorators(marked)
         if marked != text:
             source.write_text(marked)
     if (ROOT.parent / "shared").is_dir():  # the reference data tests read ../shared/data
         (dest.parent / "shared").symlink_to(ROOT.parent / "shared")
+    (dest / "setup.cfg").write_text(mutmut_config(modules, tests, marker))
+
+
+def mutmut_config(modules: list[str], tests: list[str], marker: str) -> str:
+    """The ``setup.cfg`` that tells mutmut what to mutate and which tests to run."""
     only = [f"switchnas/{m}*" if m.endswith("/") else f"switchnas/{m}" for m in modules]
     lines = ["[mutmut]", "source_paths = switchnas", "only_mutate =", *[f"    {p}" for p in only],
              "also_copy =", *[f"    {p}" for p in ("conf", "examples", "benchmarks")],
              "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -m",
              f"    {marker}", "pytest_add_cli_args_test_selection =",
              *[f"    {t}" for t in tests]]
-    (dest / "setup.cfg").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def hoist_decorators(text: str) -> str:
+    """``text`` with each module-level function decorated by one of :data:`_HOISTED`
+    undecorated, and ``name = decorator(name)`` appended at the end of the module."""
+    hoisted = [(m.group(1), m.group(3)) for m in _DECORATED.finditer(text)]
+    if not hoisted:
+        return text
+    text = _DECORATED.sub(r"\2", text)
+    return text.rstrip("\n") + "\n\n" + "".join(
+        f"{name} = {deco}({name})  # pragma: no mutate\n" for deco, name in hoisted)
 
 
 def meta_files(tree: Path) -> dict[str, Path]:
@@ -240,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         for dest in (tree / "tests", tree / "mutants" / "tests"):  # tests written since
             shutil.rmtree(dest, ignore_errors=True)                 # (mutmut runs its copy)
             shutil.copytree(ROOT / "tests", dest, ignore=_SKIP)
+        # the test selection of this call (new test files included); mutmut then collects
+        # the coverage stats of the tests it has not seen before
+        for cfg in (tree / "setup.cfg", tree / "mutants" / "setup.cfg"):
+            cfg.write_text(mutmut_config(args.modules, args.tests, args.marker))
         t0 = time.perf_counter()
         returncode = _mutmut(tree, "run", "--max-children", str(args.max_children),
                              *args.rerun).returncode
