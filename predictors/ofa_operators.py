@@ -384,4 +384,4 @@ def proxyless_operator_features_arrays(ks: Any, e: Any, d: Any, r: Any, /, *,
     blk = table.blocks[np.arange(nb)[None, :], ki, ei, ri[:, None]]
     blk = blk * (slot[None, :] < d_[:, stage])[:, :, None]
     feats = np.stack([blk[:, stage == s].sum(axis=1) for s in range(len(gs))], axis=1)
-    return np.hstack([feats.reshape(n, -1), table.fixed[ri]])
+    return np.hstack([feats.reshape(n, _PX_F * len(gs)), table.fixed[ri]])

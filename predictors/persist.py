@@ -124,6 +124,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         if mpath.stat().st_size > 1 << 20:
             raise PredictorFileError(f"{str(mpath)!r}: metadata file larger than 1 MiB")
         meta = json.loads(mpath.read_text())
+    except PredictorFileError:
+        raise
     except FileNotFoundError as exc:
         raise PredictorFileError(f"{str(mpath)!r}: missing (every predictor file has one)"
                                  ) from exc

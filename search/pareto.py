@@ -209,7 +209,8 @@ def crowding_distances(objectives: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     dist = np.zeros(n)
     if n == 0:
         return dist
-    small = ranks.astype(np.int16 if n < 2**15 else np.int64)  # stable int16 sort: radix
+    fits = ranks.min() >= -(2**15) and ranks.max() < 2**15  # front labels may be any ints
+    small = ranks.astype(np.int16 if fits else np.int64)  # stable int16 sort: radix
     for j in range(m):
         order = np.argsort(obj[:, j])
         order = order[np.argsort(small[order], kind="stable")]
