@@ -81,8 +81,9 @@ def make_tree(dest: Path, modules: list[str], tests: list[str], marker: str) -> 
         marked = hoist_decorators(marked)
         if marked != text:
             source.write_text(marked)
-    if (ROOT.parent / "shared").is_dir():  # the reference data tests read ../shared/data
-        (dest.parent / "shared").symlink_to(ROOT.parent / "shared")
+    link = dest.parent / "shared"  # the reference data tests read ../shared/data
+    if (ROOT.parent / "shared").is_dir() and not link.is_symlink():  # (kept from a --keep run)
+        link.symlink_to(ROOT.parent / "shared")
     (dest / "setup.cfg").write_text(mutmut_config(modules, tests, marker))
 
 
