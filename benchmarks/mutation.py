@@ -42,9 +42,11 @@ MODULES = ("search/", "runtime/", "predictors/", "pipeline/artifacts.py",
 #: The fast tests of those modules (the slow command-line end-to-end tests are left out
 #: with ``-m "not slow"``).
 FAST_TESTS = ("tests/search", "tests/runtime", "tests/predictors",
-              "tests/pipeline/test_artifacts.py", "tests/pipeline/test_cache_invalidation.py",
+              "tests/pipeline/test_artifacts.py", "tests/pipeline/test_artifacts_contract.py",
+              "tests/pipeline/test_cache_invalidation.py",
               "tests/supernets/hat/test_hat_decoding.py",
-              "tests/supernets/hat/test_decoding_search.py")
+              "tests/supernets/hat/test_decoding_search.py",
+              "tests/supernets/hat/test_decoding_contract.py")
 #: mutmut's exit code of a mutant's test run -> outcome (as ``mutmut.stats``).
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests",
           34: "skipped", 35: "suspicious", 36: "timeout", 24: "timeout", -24: "timeout",
@@ -107,6 +109,18 @@ def hoist_decorators(text: str) -> str:
     text = _DECORATED.sub(r"\2", text)
     return text.rstrip("\n") + "\n\n" + "".join(
         f"{name} = {deco}({name})  # pragma: no mutate\n" for deco, name in hoisted)
+
+
+def keep_outcomes(tree: Path, before: dict[str, dict[str, Any]], rerun: set[str]) -> None:
+    """Put back the outcomes of the mutants a ``--rerun`` did not check: mutmut rewrites
+    each module's ``.meta`` with the mutants it ran and forgets the others."""
+    for module, meta in meta_files(tree).items():
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in before.get(module, {}).items():
+            if name not in rerun and codes.get(name) is None:
+                codes[name] = code
+        meta.write_text(json.dumps(data))
 
 
 def meta_files(tree: Path) -> dict[str, Path]:
@@ -268,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         # the coverage stats of the tests it has not seen before
         for cfg in (tree / "setup.cfg", tree / "mutants" / "setup.cfg"):
             cfg.write_text(mutmut_config(args.modules, args.tests, args.marker))
+        before = {module: json.loads(meta.read_text())["exit_code_by_key"]
+                  for module, meta in meta_files(tree).items()}
         t0 = time.perf_counter()
         returncode = _mutmut(tree, "run", "--max-children", str(args.max_children),
                              *args.rerun).returncode
         seconds = time.perf_counter() - t0
+        keep_outcomes(tree, before, set(args.rerun))
     if sample is None and sample_file.exists():
         info = json.loads(sample_file.read_text())
         sample, args.seed = info["mutants"], info["seed"]

@@ -263,3 +263,24 @@ def test_other_ofa_supernets_lean_equals_extracted(name: str, tmp_path: Path) ->
         assert torch.equal(outs[-1], extracted(x))
     assert not torch.equal(outs[0], outs[1])
     assert lean.memory_bytes()["resident"] < extracted.memory_bytes()["resident"]
+
+
+def test_extract_keeps_buffers_buffers_and_parameters_parameters() -> None:
+    """The standalone copy has the member's own kinds of tensor: a buffer copied as an
+    nn.Parameter would show up in parameters() and be trained by an optimizer."""
+    net = Toy()
+    configs = {"rows": {"o": 3, "i": 6}, "cols": {"o": 8, "i": 4}}
+    sw = LeanSwitch(supernet=net, members=list(configs.items()), bank=net.state_dict(),
+                    bn={k: {} for k in configs}, extract=lambda k: net.extract(configs[k]))
+    try:
+        for k in configs:
+            copy = sw.extract(k)
+            want = net.extract(configs[k])
+            assert dict(copy.named_buffers()).keys() == {"scale"}
+            assert not isinstance(copy.scale, nn.Parameter)
+            assert {n for n, _ in copy.named_parameters()} == {"weight", "bias"}
+            assert all(isinstance(p, nn.Parameter) and not p.requires_grad
+                       for p in copy.parameters())
+            assert torch.equal(copy.scale, want.scale) and torch.equal(copy.weight, want.weight)
+    finally:
+        sw.close()
