@@ -124,3 +124,16 @@ def test_merge_keeps_both_metas() -> None:
     b = MeasurementDataset(KEY, _ds(2).rows, meta={"protocol": {"name": "b"}})
     assert a.merge(b).meta == {"merged": [a.meta, b.meta]}
     assert a.merge(_ds(1)).meta == a.meta
+
+
+def test_to_dict_layout_and_the_spread_of_a_zero_median() -> None:
+    """The saved layout, and a row measured as 0 ms has no spread (not a division by 0)."""
+    rows = [{"config": {"a": 1}, "median_ms": 0.0, "p10_ms": 0.0, "p90_ms": 0.0,
+             "samples_ms": [0.0]},
+            {"config": {"a": 2}, "median_ms": 2.0, "p10_ms": 1.0, "p90_ms": 3.0,
+             "samples_ms": [2.0]}]
+    ds = MeasurementDataset({"plugin": "x"}, rows, meta={"n": 1})
+    d = ds.to_dict()
+    assert list(d) == ["format", "key", "key_hash", "meta", "rows"]
+    assert d["key_hash"] == ds.key_hash and d["key"] == {"plugin": "x"} and d["meta"] == {"n": 1}
+    assert ds.rel_spread().tolist() == [0.0, 1.0]

@@ -337,7 +337,9 @@ def test_old_format_bundle_loads_and_says_io_is_missing(bundle_dir: Path,
     bundle = rt.load(p)
     assert bundle.io is None and bundle.manifest["format_version"] == 2
     assert bundle(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
-    with pytest.raises(BundleError, match=r"no 'io' section \(format version 2"):
+    with pytest.raises(BundleError, match=r"no 'io' section \(format version 2, or written "
+                       r"without write_bundle\(io=\.\.\.\)\), so it does not say what input its "
+                       r"members take\. Re-export it with this switchnas \(switchnas export\)"):
         bundle.classify(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(BundleError, match="no 'io' section"):
         bundle.preprocess(np.zeros((8, 8, 3), np.uint8))
