@@ -180,6 +180,10 @@ class Artifacts:
 
         ``build(tmp_dir)`` writes the stage's files into ``tmp_dir`` and returns a
         JSON-able summary stored in the manifest.
+
+        Raises:
+            ArtifactError: the build wrote a symbolic link (nothing is kept; a link could
+                not be verified, so the stage would never be reused).
         """
         key = _stable_hash({"stage": stage, "config": config, "inputs": dict(inputs)})
         final = self.run_dir / (dirname or stage)
@@ -204,6 +208,11 @@ class Artifacts:
             t0 = time.perf_counter()
             summary = build(tmp) or {}
             seconds = time.perf_counter() - t0
+            links = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_symlink())
+            if links:  # verify() refuses links: such a stage could never be reused
+                raise ArtifactError(f"stage {stage}: the build wrote symbolic link(s) {links}; "
+                                    "a stage folder holds regular files and folders only "
+                                    "(copy the target instead)")
             files = {p.relative_to(tmp).as_posix(): file_sha256(p)
                      for p in sorted(tmp.rglob("*")) if p.is_file()}
             manifest = {

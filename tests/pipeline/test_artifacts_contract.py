@@ -732,3 +732,24 @@ def test_store_failures_with_a_failing_cleanup(tmp_path: Path, monkeypatch: pyte
     assert art.path == tmp_path / "j2" / "t"
     assert [r.getMessage() for r in caplog.records] == [
         "stage t: not kept in the artifact store (disk full)"]
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_a_build_that_writes_a_symbolic_link_is_refused(tmp_path: Path, where: str) -> None:
+    """verify() refuses links, so a stage holding one could never be reused: produce says
+    so at once, names the link, and keeps nothing (no stage folder, no temporary)."""
+    (tmp_path / "target.txt").write_text("t")
+    run = tmp_path / "run"
+
+    def build(d: Path) -> None:
+        (d / "a.txt").write_text("a")
+        folder = d / "sub" if where == "nested" else d
+        folder.mkdir(exist_ok=True)
+        (folder / "ln").symlink_to(tmp_path / "target.txt")
+
+    name = "sub/ln" if where == "nested" else "ln"
+    with pytest.raises(ArtifactError, match=re.escape(f"stage s: the build wrote symbolic "
+                                                      f"link(s) ['{name}']")):
+        Artifacts(run, store=tmp_path / "store").produce("s", config={}, inputs={}, build=build)
+    assert sorted(p.name for p in run.iterdir()) == []
+    assert list((tmp_path / "store").iterdir()) == []
