@@ -19,6 +19,8 @@ from switchnas.runtime.knobs import OperatingPoint
 from switchnas.runtime.manager import OpTable
 from switchnas.runtime.simulate import OpsResult, SimResult
 
+from .test_live_units import FakeKnob
+
 CPU = sorted(os.sched_getaffinity(0))[0]
 
 
@@ -77,28 +79,15 @@ class Bundle:
         return x
 
 
-class Knob:
-    name = "fake"
+class Knob(FakeKnob):
+    """test_live_units' knob whose points pin ``cpus`` and one thread."""
 
     def __init__(self, slow: Mapping[str, float], cpus: Sequence[int] = (CPU,)) -> None:
-        self.slow = dict(slow)
+        super().__init__(slow)
         self.cpus = list(cpus)
-        self.applied: str | None = None
-        self.log: list[str] = []
 
     def points(self) -> list[OperatingPoint]:
         return [OperatingPoint(p, {"cpus": self.cpus, "threads": 1}) for p in self.slow]
-
-    def current(self) -> OperatingPoint:
-        return OperatingPoint(self.applied or "none")
-
-    def apply(self, point: OperatingPoint | str) -> None:
-        self.applied = point if isinstance(point, str) else point.name
-        self.log.append(self.applied)
-
-    def restore(self) -> None:
-        self.applied = None
-        self.log.append("restore")
 
 
 class Runner:
