@@ -208,13 +208,14 @@ class Artifacts:
             t0 = time.perf_counter()
             summary = build(tmp) or {}
             seconds = time.perf_counter() - t0
-            links = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_symlink())
+            written = sorted(tmp.rglob("*"))
+            links = [p.relative_to(tmp).as_posix() for p in written if p.is_symlink()]
             if links:  # verify() refuses links: such a stage could never be reused
                 raise ArtifactError(f"stage {stage}: the build wrote symbolic link(s) {links}; "
                                     "a stage folder holds regular files and folders only "
                                     "(copy the target instead)")
             files = {p.relative_to(tmp).as_posix(): file_sha256(p)
-                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+                     for p in written if p.is_file()}
             manifest = {
                 "stage": stage,
                 "key": key,
